@@ -1,0 +1,45 @@
+package proxy
+
+import "github.com/proxykit/proxy/internal/canonjson"
+
+// A KeyFunc chooses the key a request is counted, cached or grouped under.
+// It must be safe for concurrent use and must not change the request.
+type KeyFunc func(*Request) string
+
+// KeyByUser keys a request by its UserID, so that each end user has a limit
+// of their own.
+func KeyByUser(r *Request) string { return r.UserID }
+
+// KeyByService keys a request by its Service, so that all users share one
+// limit per service.
+func KeyByService(r *Request) string { return r.Service }
+
+// keySeparator cannot appear in a valid UTF-8 service name or user id that
+// has passed Validated, so the parts of a composite key cannot run together.
+const keySeparator = "\x00"
+
+// KeyByRequest keys a request by its service, its user and a canonical
+// encoding of its Data (object keys sorted, spacing removed), so that two
+// requests that ask the same thing share a key whatever their ID. It is the
+// default key of Cached. Data that is not valid JSON is keyed by its bytes.
+func KeyByRequest(r *Request) string {
+	buf := make([]byte, 0, len(r.Service)+len(r.UserID)+len(r.Data)+2)
+	buf = append(buf, r.Service...)
+	buf = append(buf, keySeparator...)
+	buf = append(buf, r.UserID...)
+	buf = append(buf, keySeparator...)
+	if len(r.Data) > 0 {
+		if canon, ok := canonjson.Append(buf, r.Data); ok {
+			buf = canon
+		} else {
+			buf = append(buf, r.Data...)
+		}
+	}
+	return string(buf)
+}
+
+var (
+	_ KeyFunc = KeyByUser
+	_ KeyFunc = KeyByService
+	_ KeyFunc = KeyByRequest
+)
