@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// requestIDHeader carries the id that ties a call's log lines, audit record
+// and answer together.
+const requestIDHeader = "X-Request-ID"
+
+// safeRequestID is what a caller's X-Request-ID must look like to be kept;
+// anything else is replaced by a fresh id, so a header cannot forge log
+// lines or grow without bound.
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// callInfo is what the middleware and the handler of one call share. Only
+// the goroutine serving the call touches it.
+type callInfo struct {
+	id        string
+	log       *slog.Logger
+	principal string
+	service   string
+}
+
+type callInfoKey struct{}
+
+// info returns the callInfo of the call whose context is ctx.
+func info(ctx context.Context) *callInfo {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		return ci
+	}
+	return &callInfo{log: slog.New(slog.DiscardHandler)}
+}
+
+// statusRecorder remembers the status and size of an answer, for the access
+// log and metrics. Unwrap lets http.ResponseController and the WebSocket
+// upgrade reach the connection underneath.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// withCallInfo gives every call a request id (the caller's, when safe, or a
+// new one), echoes it in the answer, puts a logger carrying it in the
+// context, turns a panic into a 500 and a log line, and logs one access
+// line per call.
+func (g *gateway) withCallInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(requestIDHeader)
+		if !safeRequestID.MatchString(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(requestIDHeader, id)
+		ci := &callInfo{id: id, log: g.log.With("request_id", id)}
+		r = r.WithContext(context.WithValue(r.Context(), callInfoKey{}, ci))
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				ci.log.Error("handler panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeError(rec, &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"})
+				}
+			}
+			pattern := r.Pattern
+			if pattern == "" {
+				pattern = "unmatched"
+			}
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			g.httpRequests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
+			level := slog.LevelInfo
+			if rec.status >= 500 {
+				level = slog.LevelWarn
+			}
+			ci.log.Log(r.Context(), level, "http",
+				"method", r.Method, "path", clean(r.URL.Path, 200), "route", pattern,
+				"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000,
+				"principal", ci.principal, "service", ci.service, "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// withCORS answers preflight requests and adds CORS headers for the origins
+// the configuration allows. With none configured it adds nothing, and
+// browsers keep pages of other origins out.
+func (g *gateway) withCORS(next http.Handler) http.Handler {
+	c := g.cfg.Server.CORS
+	anyOrigin := slices.Contains(c.AllowedOrigins, "*")
+	allowHeaders := strings.Join(c.AllowedHeaders, ", ")
+	maxAge := strconv.Itoa(int(c.MaxAge / time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		ok := origin != "" && (anyOrigin || slices.Contains(c.AllowedOrigins, origin))
+		h := w.Header()
+		if ok {
+			if anyOrigin {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+			}
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "X-Request-ID, Retry-After, WWW-Authenticate")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if ok {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+				h.Set("Access-Control-Allow-Headers", allowHeaders)
+				h.Set("Access-Control-Max-Age", maxAge)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withJSONFallbacks answers what the mux does not route, a 404 or a 405,
+// with the gateway's JSON error instead of the mux's plain text, keeping the
+// mux's Allow header.
+func withJSONFallbacks(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+				Message: r.Method + " is not allowed here; allowed: " + probe.header.Get("Allow")})
+		case http.StatusNotFound:
+			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
+		default:
+			// A redirect to the clean form of the path, or the like.
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// headerProbe records what the mux's fallback handler would answer without
+// sending it.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+
+func (p *headerProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *headerProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}

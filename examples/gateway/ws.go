@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsSubprotocol is the subprotocol the stream speaks. Browsers, which cannot
+// set an Authorization header on a WebSocket, offer it together with
+// "bearer.<token>": new WebSocket(url, ["proxy.v1", "bearer." + token]).
+const (
+	wsSubprotocol   = "proxy.v1"
+	wsBearerPrefix  = "bearer."
+	wsTokenQueryKey = "token"
+)
+
+// handleWS serves GET /ws: the live event stream. The caller authenticates
+// as for the API (header, token query parameter or bearer subprotocol); a
+// browser page must come from the gateway's own origin or an allowed one.
+// The stream is one-way: a client that sends a data message is
+// disconnected, and control frames are bounded by the read limit.
+func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
+	ci := info(r.Context())
+	who, aerr := g.auth.authenticate(r, wsToken(r))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	ci.principal = who.Name
+	wc := g.cfg.Server.WebSocket
+	if err := checkOrigin(r, wc.AllowedOrigins); err != nil {
+		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()})
+		return
+	}
+	sub, err := g.hub.subscribe()
+	if err != nil {
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()})
+		return
+	}
+	defer g.hub.unsubscribe(sub)
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{wsSubprotocol},
+		OriginPatterns: wc.AllowedOrigins,
+	})
+	if err != nil {
+		ci.log.Info("websocket handshake failed", "err", err)
+		return
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(wc.ReadLimit)
+	// The request's context must not be used after the upgrade; the
+	// stream lives until the client, the hub or a failed write ends it.
+	readCtx := conn.CloseRead(context.Background())
+	ci.log.Info("stream client connected", "principal", who.Name)
+
+	write := func(msg []byte) error {
+		ctx, cancel := context.WithTimeout(context.Background(), wc.WriteTimeout)
+		defer cancel()
+		return conn.Write(ctx, websocket.MessageText, msg)
+	}
+	hello, _ := json.Marshal(event{Type: "hello", Time: time.Now().UTC(), Data: map[string]any{
+		"principal": who.Name, "role": who.Role, "services": g.names,
+	}})
+	if err := write(hello); err != nil {
+		return
+	}
+	for {
+		select {
+		case msg := <-sub.C:
+			if err := write(msg); err != nil {
+				ci.log.Info("stream client gone", "err", err)
+				return
+			}
+		case <-sub.Done():
+			code, reason := websocket.StatusGoingAway, "gateway shutting down"
+			if errors.Is(sub.Err(), errSlowClient) {
+				code, reason = websocket.StatusPolicyViolation, "too slow: events were dropped"
+			}
+			ci.log.Info("stream client closed", "reason", sub.Err())
+			_ = conn.Close(code, reason)
+			return
+		case <-readCtx.Done():
+			return
+		}
+	}
+}
+
+// wsToken returns a token sent as the "token" query parameter or as a
+// "bearer.<token>" subprotocol.
+func wsToken(r *http.Request) string {
+	if t := r.URL.Query().Get(wsTokenQueryKey); t != "" {
+		return t
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), wsBearerPrefix); ok {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// checkOrigin lets in clients that send no Origin (not browsers), pages of
+// the gateway's own origin, and pages whose host matches an allowed
+// pattern; as the WebSocket library does, but answered in JSON.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return errors.New("the Origin header is not a valid origin")
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return nil
+		}
+	}
+	return errors.New("pages of origin " + clean(origin, 100) + " may not open the stream")
+}
