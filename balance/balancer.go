@@ -30,8 +30,8 @@ type Instance[T any] struct {
 // implement [HealthChecker].
 //
 // A Balancer is safe for concurrent use. Use [New]; the zero value is not
-// usable. Picking takes no lock and allocates nothing while no instance is
-// ejected or changing state.
+// usable. Picking takes no lock and allocates nothing, except on the pick
+// that finds an ejected instance due back.
 type Balancer[T any] struct {
 	instances []Instance[T]
 	picker    Picker
@@ -214,6 +214,7 @@ func (r Result) String() string {
 
 // A Lease is one call's hold on an instance, from [Balancer.Pick] to
 // [Lease.Done]. It is a small value: copy it freely, but call Done once.
+// The zero Lease, which Pick returns with an error, must not be used.
 type Lease[T any] struct {
 	b *Balancer[T]
 	i int

@@ -79,8 +79,9 @@ type pending struct {
 // changes happened, until cancel is called. fn runs on the goroutine that
 // caused the change (a call's [Lease.Done], a [Balancer.Pick], a health
 // check), after the Balancer's lock is released; the calls to the
-// subscribers never overlap. fn may use the Balancer, but should return
-// quickly, as it holds up the delivery of later events. After cancel returns
+// subscribers never overlap. fn may use the Balancer, except to Close it,
+// and should return quickly, as it holds up the delivery of later events.
+// After cancel returns
 // fn is not called again, except by a delivery already under way. Subscribe
 // panics if fn is nil.
 func (b *Balancer[T]) Subscribe(fn func(Event)) (cancel func()) {
