@@ -23,7 +23,7 @@ import (
 // caller's mistake the instance rejected (invalid, unauthenticated,
 // forbidden), show the instance working; a timeout, an open circuit and any
 // other error count as its failure; a rate-limit rejection and a caller's
-// cancellation count neither way. A panic in the instance counts as its
+// cancellation, and a call shed by a Bulkhead, count neither way. A panic in the instance counts as its
 // failure and is re-raised.
 //
 // Balanced is the innermost layer, below Retrying, Breaker and Timeout: each
@@ -81,7 +81,7 @@ func balancedResult(err error) balance.Result {
 	switch OutcomeOf(err) {
 	case OutcomeOK, OutcomeInvalid, OutcomeUnauthenticated, OutcomeForbidden:
 		return balance.Success
-	case OutcomeRateLimited, OutcomeCanceled:
+	case OutcomeRateLimited, OutcomeOverloaded, OutcomeCanceled:
 		return balance.Neutral
 	default:
 		return balance.Failure
