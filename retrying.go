@@ -74,16 +74,27 @@ func Retrying(p *retry.Policy) Middleware {
 		if next == nil {
 			panic("proxy: Retrying of a nil Service")
 		}
-		return ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
-			var resp *Response
-			err := p.DoIf(ctx, retryingTransient, func(ctx context.Context) error {
-				var err error
-				resp, err = next.Process(ctx, req)
-				return err
-			})
-			return resp, err
-		})
+		return &retrying{policy: p, next: next}
 	}
+}
+
+// retrying is the Service that Retrying returns: a struct rather than a
+// ServiceFunc closure, to save an indirect call on every request.
+var _ Service = (*retrying)(nil)
+
+type retrying struct {
+	policy *retry.Policy
+	next   Service
+}
+
+func (r *retrying) Process(ctx context.Context, req *Request) (*Response, error) {
+	var resp *Response
+	err := r.policy.DoIf(ctx, retryingTransient, func(ctx context.Context) error {
+		var err error
+		resp, err = r.next.Process(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 // retryingTransient reports whether a failed call may succeed if made again.
