@@ -80,12 +80,12 @@ func Retrying(p *retry.Policy) Middleware {
 
 // retrying is the Service that Retrying returns: a struct rather than a
 // ServiceFunc closure, to save an indirect call on every request.
-var _ Service = (*retrying)(nil)
-
 type retrying struct {
 	policy *retry.Policy
 	next   Service
 }
+
+var _ Service = (*retrying)(nil)
 
 func (r *retrying) Process(ctx context.Context, req *Request) (*Response, error) {
 	var resp *Response
