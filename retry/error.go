@@ -72,8 +72,9 @@ func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Permanent marks err as not to be retried: an op passed to [Policy.Do]
-// returns Permanent(err) to stop the retries at once, as it would return a
-// non-retryable HTTP status. Permanent(nil) is nil.
+// returns Permanent(err) to stop the retries at once after a failure that no
+// second try can fix, such as a backend's answer that the input is invalid.
+// Permanent(nil) is nil.
 func Permanent(err error) error {
 	if err == nil {
 		return nil

@@ -28,7 +28,8 @@ const (
 	DefaultBudgetMinPerSecond = 10.0
 )
 
-// A Clock tells the time. A *clocktest.Clock satisfies it in tests.
+// A Clock tells the time. [WithClock] lets a test give a Policy a fake one
+// that it advances by hand.
 type Clock interface {
 	Now() time.Time
 }
