@@ -25,6 +25,8 @@ import (
 //   - [ErrInvalidRequest], [ErrUnauthenticated] and [ErrForbidden]: the
 //     caller's mistakes, which get the same answer every time;
 //   - [ErrRateLimited]: a limiter said no, and retrying would defeat it;
+//   - [ErrOverloaded]: a [Bulkhead] shed the call to relieve the service,
+//     and a retry would add the load back;
 //   - [ErrCircuitOpen]: the breaker has opened on the whole service, and
 //     hammering it is what the breaker is there to stop;
 //   - [ErrNoHealthyInstance]: there is nowhere to send the call;
@@ -104,6 +106,7 @@ func retryingTransient(err error) bool {
 		!errors.Is(err, ErrUnauthenticated) &&
 		!errors.Is(err, ErrForbidden) &&
 		!errors.Is(err, ErrRateLimited) &&
+		!errors.Is(err, ErrOverloaded) &&
 		!errors.Is(err, ErrCircuitOpen) &&
 		!errors.Is(err, ErrNoHealthyInstance)
 }

@@ -99,6 +99,7 @@ func TestRetryingNotRetried(t *testing.T) {
 		{"rate limited", &proxy.RateLimitError{Key: "alice", RetryAfter: time.Second}},
 		{"circuit open", fmt.Errorf("%w: %w", proxy.ErrCircuitOpen, errors.New("gobreaker: circuit breaker is open"))},
 		{"no healthy instance", proxy.ErrNoHealthyInstance},
+		{"overloaded", fmt.Errorf("%w: %w", proxy.ErrOverloaded, errors.New("bulkhead: full"))},
 		{"permanent", retry.Permanent(errRetryingDown)},
 	}
 	for _, tt := range tests {
