@@ -26,6 +26,9 @@ const (
 	// OutcomeCircuitOpen is a call rejected by an open breaker
 	// ([ErrCircuitOpen]).
 	OutcomeCircuitOpen
+	// OutcomeOverloaded is a call shed by a concurrency limit
+	// ([ErrOverloaded]).
+	OutcomeOverloaded
 	// OutcomeNoHealthyInstance is a call that found no instance to serve it
 	// ([ErrNoHealthyInstance]).
 	OutcomeNoHealthyInstance
@@ -46,6 +49,7 @@ var outcomeNames = [numOutcomes]string{
 	OutcomeForbidden:         "forbidden",
 	OutcomeRateLimited:       "rate_limited",
 	OutcomeCircuitOpen:       "circuit_open",
+	OutcomeOverloaded:        "overloaded",
 	OutcomeNoHealthyInstance: "no_healthy_instance",
 	OutcomeTimeout:           "timeout",
 	OutcomeCanceled:          "canceled",
@@ -90,6 +94,8 @@ func OutcomeOf(err error) Outcome {
 		return OutcomeRateLimited
 	case errors.Is(err, ErrCircuitOpen):
 		return OutcomeCircuitOpen
+	case errors.Is(err, ErrOverloaded):
+		return OutcomeOverloaded
 	case errors.Is(err, ErrNoHealthyInstance):
 		return OutcomeNoHealthyInstance
 	case errors.Is(err, context.DeadlineExceeded):

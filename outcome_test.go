@@ -20,6 +20,7 @@ func TestOutcomeOf(t *testing.T) {
 		{proxy.ErrForbidden, proxy.OutcomeForbidden},
 		{&proxy.RateLimitError{Key: "k"}, proxy.OutcomeRateLimited},
 		{fmt.Errorf("%w: %w", proxy.ErrCircuitOpen, errors.New("gobreaker: open")), proxy.OutcomeCircuitOpen},
+		{fmt.Errorf("%w: %w", proxy.ErrOverloaded, errors.New("bulkhead: full")), proxy.OutcomeOverloaded},
 		{proxy.ErrNoHealthyInstance, proxy.OutcomeNoHealthyInstance},
 		{fmt.Errorf("call: %w", context.DeadlineExceeded), proxy.OutcomeTimeout},
 		{context.Canceled, proxy.OutcomeCanceled},

@@ -158,6 +158,9 @@ var (
 	// ErrForbidden is returned, possibly wrapped, when an identified caller
 	// may not make the request.
 	ErrForbidden = errors.New("proxy: forbidden")
+	// ErrOverloaded is returned, possibly wrapped, when Bulkhead sheds a
+	// call because too many are in flight already.
+	ErrOverloaded = errors.New("proxy: overloaded")
 )
 
 // A RateLimitError describes a rejected request. errors.Is(err,

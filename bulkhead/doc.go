@@ -1,0 +1,26 @@
+// Package bulkhead limits how many calls run at once, per key.
+//
+// A bulkhead keeps one saturated dependency from taking every goroutine,
+// connection and byte of memory of the process with it: past the limit, a
+// call waits a bounded time for a slot and is then rejected fast with
+// [ErrFull], instead of queueing without bound. Shedding load this way keeps
+// latency bounded for the calls that are admitted.
+//
+// # Use
+//
+//	bh := bulkhead.New(10, bulkhead.WithMaxWait(50*time.Millisecond))
+//	if err := bh.Acquire(ctx, "payment"); err != nil {
+//		return err // bulkhead.ErrFull, or ctx's error
+//	}
+//	defer bh.Release("payment")
+//
+// Keys are independent: each has its own limit of concurrent calls. A key
+// with nothing in flight costs nothing once more than a bounded number of
+// such keys exist.
+//
+// # Concurrency and time
+//
+// A [Bulkhead] is safe for concurrent use. It starts no goroutines. Acquire
+// blocks at most the configured wait, and never past ctx's deadline; it
+// reads no clock of its own beyond the timer of that wait.
+package bulkhead
