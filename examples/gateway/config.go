@@ -145,6 +145,7 @@ type serviceConfig struct {
 	Timeout     time.Duration      `yaml:"timeout"`
 	Cache       *cacheConfig       `yaml:"cache"`
 	RateLimit   *rateLimitConfig   `yaml:"rate_limit"`
+	Bulkhead    *bulkheadConfig    `yaml:"bulkhead"`
 	Breaker     *breakerConfig     `yaml:"breaker"`
 	Retry       *retryConfig       `yaml:"retry"`
 	Balance     balanceConfig      `yaml:"balance"`
@@ -189,6 +190,19 @@ func (c *rateLimitConfig) setDefaults() {
 	c.MaxKeys = 10000
 }
 
+// bulkheadConfig bounds how many calls to the service run at once.
+type bulkheadConfig struct {
+	Limit int `yaml:"limit"`
+	// MaxWait is how long a call over the limit may wait for a place
+	// before it is shed (503 overloaded).
+	MaxWait time.Duration `yaml:"max_wait"`
+}
+
+func (c *bulkheadConfig) setDefaults() {
+	c.Limit = 64
+	c.MaxWait = 50 * time.Millisecond
+}
+
 // breakerConfig sets the circuit breaker.
 type breakerConfig struct {
 	// ConsecutiveFailures trips the breaker after that many failures in a
@@ -222,6 +236,9 @@ type retryConfig struct {
 	// retry per ten calls), so a failing backend does not see its load
 	// multiplied.
 	Budget float64 `yaml:"budget"`
+	// BudgetReserve is the retries a second the budget allows however few
+	// calls there are.
+	BudgetReserve float64 `yaml:"budget_reserve"`
 }
 
 func (c *retryConfig) setDefaults() {
@@ -229,6 +246,7 @@ func (c *retryConfig) setDefaults() {
 	c.InitialBackoff = 50 * time.Millisecond
 	c.MaxBackoff = time.Second
 	c.Budget = 0.2
+	c.BudgetReserve = 10
 }
 
 // balanceConfig sets how a call picks an instance and when a failing

@@ -204,6 +204,12 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 		}
 		atLeast(v, p+".rate_limit.max_keys", int64(rl.MaxKeys), 1)
 	}
+	if bh := c.Bulkhead; bh != nil {
+		atLeast(v, p+".bulkhead.limit", int64(bh.Limit), 1)
+		if bh.MaxWait < 0 {
+			v.errorf(p+".bulkhead.max_wait", "must not be negative, got %v", bh.MaxWait)
+		}
+	}
 	if b := c.Breaker; b != nil {
 		atLeast(v, p+".breaker.consecutive_failures", int64(b.ConsecutiveFailures), 1)
 		if math.IsNaN(b.FailureRatio) || b.FailureRatio < 0 || b.FailureRatio >= 1 {
@@ -223,6 +229,10 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 			v.errorf(p+".retry.max_backoff", "must be at least initial_backoff (%v), got %v", r.InitialBackoff, r.MaxBackoff)
 		}
 		between(v, p+".retry.budget", r.Budget, 0, 1)
+		between(v, p+".retry.budget_reserve", r.BudgetReserve, 0, 1000)
+		if r.Budget == 0 && r.BudgetReserve == 0 {
+			v.errorf(p+".retry", "budget and budget_reserve are both 0, which allows no retry; set attempts: 1 instead")
+		}
 	}
 	b := &c.Balance
 	if !slices.Contains(policies, b.Policy) {

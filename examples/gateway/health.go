@@ -3,17 +3,25 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // instanceStatus is one instance on the health page.
 type instanceStatus struct {
-	Name    string     `json:"name"`
-	Kind    string     `json:"kind"`
-	URL     string     `json:"url,omitempty"`
-	Healthy bool       `json:"healthy"`
-	State   string     `json:"state"`
-	Calls   uint64     `json:"calls,omitempty"`
-	Fault   *faultJSON `json:"fault,omitempty"`
+	Name                string     `json:"name"`
+	Kind                string     `json:"kind"`
+	URL                 string     `json:"url,omitempty"`
+	Healthy             bool       `json:"healthy"`
+	State               string     `json:"state"` // healthy, down or ejected
+	EjectedUntil        *time.Time `json:"ejected_until,omitempty"`
+	CheckError          string     `json:"check_error,omitempty"`
+	InFlight            int        `json:"in_flight"`
+	Calls               uint64     `json:"calls"`
+	Successes           uint64     `json:"successes"`
+	Failures            uint64     `json:"failures"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	Ejections           int        `json:"ejections"`
+	Fault               *faultJSON `json:"fault,omitempty"`
 }
 
 // serviceHealth is one service on the health pages.

@@ -12,7 +12,8 @@ import (
 
 // Error codes of the gateway's own that have no proxy.Outcome. The others
 // are proxy.Outcome names: invalid, unauthenticated, forbidden,
-// rate_limited, circuit_open, no_healthy_instance, timeout, canceled.
+// rate_limited, circuit_open, overloaded, no_healthy_instance, timeout,
+// canceled.
 const (
 	codeUnknownService   = "unknown_service"
 	codeNotFound         = "not_found"
@@ -76,6 +77,10 @@ func errorFor(service string, err error) *apiError {
 	case proxy.OutcomeCircuitOpen:
 		e.Status = http.StatusServiceUnavailable
 		e.Message = service + " is failing; its circuit breaker is open"
+	case proxy.OutcomeOverloaded:
+		e.Status = http.StatusServiceUnavailable
+		e.Message = service + " is overloaded; retry later"
+		e.RetryAfter = 1
 	case proxy.OutcomeNoHealthyInstance:
 		e.Status = http.StatusServiceUnavailable
 		e.Message = service + " has no healthy instance"

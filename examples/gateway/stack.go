@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/proxykit/proxy"
+	"github.com/proxykit/proxy/balance"
+	"github.com/proxykit/proxy/bulkhead"
+	"github.com/proxykit/proxy/retry"
 )
 
 // A serviceEntry is one configured service: its stack, its instances and
@@ -14,6 +17,7 @@ type serviceEntry struct {
 	cfg       *serviceConfig
 	svc       proxy.Service // the whole stack, outermost layer first
 	instances []*instanceEntry
+	pool      *balance.Balancer[proxy.Service]
 }
 
 // An instanceEntry is one instance of a service.
@@ -31,6 +35,11 @@ func (in *instanceEntry) kind() string {
 	}
 	return "remote"
 }
+
+// closerFunc adapts a function to io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // sharedLayers are the parts of the stack that every service shares.
 type sharedLayers struct{}
@@ -68,18 +77,101 @@ func (g *gateway) buildInstances(sc *serviceConfig) []*instanceEntry {
 	return out
 }
 
+// newPool makes the balancer over a service's instances.
+func newPool(sc *serviceConfig, instances []*instanceEntry) *balance.Balancer[proxy.Service] {
+	members := make([]balance.Instance[proxy.Service], len(instances))
+	for i, in := range instances {
+		members[i] = balance.Instance[proxy.Service]{Name: in.name, Value: in.svc}
+	}
+	var picker balance.Picker
+	switch sc.Balance.Policy {
+	case "random":
+		picker = balance.NewRandom()
+	case "least_connections":
+		picker = balance.NewLeastConnections()
+	case "p2c":
+		picker = balance.NewP2C()
+	default:
+		picker = balance.NewRoundRobin()
+	}
+	opts := []balance.Option{
+		balance.WithFailureThreshold(sc.Balance.EjectAfter),
+		balance.WithEjectionTime(sc.Balance.EjectTime),
+		balance.WithMaxEjectionTime(max(sc.Balance.EjectTime, 5*time.Minute)),
+		balance.WithMaxEjectionPercent(sc.Balance.MaxEjectedPercent),
+	}
+	if h := sc.HealthCheck; h != nil {
+		opts = append(opts,
+			balance.WithCheckInterval(h.Interval),
+			balance.WithCheckTimeout(h.Timeout),
+			balance.WithUnhealthyThreshold(h.UnhealthyAfter),
+			balance.WithHealthyThreshold(h.HealthyAfter),
+		)
+	}
+	return balance.New(members, picker, opts...)
+}
+
 // buildService builds one service's stack from its configuration. This is
-// the one place where the stack is assembled.
+// the one place where the stack is assembled. Outermost first:
+//
+//	Bulkhead  bounds the calls in flight, shedding the excess (503)
+//	Retrying  retries transient failures within a budget
+//	Balanced  picks a healthy instance, ejects failing ones
+//
+// A layer whose section is absent from the configuration is left out.
 func (g *gateway) buildService(name string, sc *serviceConfig, _ *sharedLayers) (*serviceEntry, error) {
 	s := &serviceEntry{name: name, cfg: sc, instances: g.buildInstances(sc)}
-	s.svc = s.instances[0].svc
+	s.pool = newPool(sc, s.instances)
+	cancel := s.pool.Subscribe(func(ev balance.Event) { g.onInstanceEvent(name, ev) })
+	pool := s.pool
+	g.closers = append(g.closers, closerFunc(func() error {
+		cancel()
+		return pool.Close()
+	}))
+
+	var mw []proxy.Middleware
+	if bh := sc.Bulkhead; bh != nil {
+		mw = append(mw, proxy.Bulkhead(bulkhead.New(bh.Limit, bulkhead.WithMaxWait(bh.MaxWait)), proxy.KeyByService))
+	}
+	if r := sc.Retry; r != nil {
+		mw = append(mw, proxy.Retrying(retry.New(
+			retry.WithMaxAttempts(r.Attempts),
+			retry.WithBackoff(r.InitialBackoff, r.MaxBackoff, 2),
+			retry.WithBudget(r.Budget, r.BudgetReserve),
+		)))
+	}
+	s.svc = proxy.Chain(proxy.Balanced(s.pool), mw...)
 	return s, nil
 }
 
-// startBackground starts the gateway's background work: the stats snapshot
-// on the event stream. The returned channel is closed when all of it has
+// onInstanceEvent logs a change in an instance's state and puts it on the
+// event stream.
+func (g *gateway) onInstanceEvent(service string, ev balance.Event) {
+	attrs := []any{"service", service, "instance", ev.Instance, "change", ev.Kind.String()}
+	if ev.Err != nil {
+		attrs = append(attrs, "err", ev.Err)
+	}
+	g.log.Info("instance "+ev.Kind.String(), attrs...)
+	data := map[string]any{"service": service, "instance": ev.Instance, "change": ev.Kind.String(),
+		"healthy": ev.Kind == balance.Up || ev.Kind == balance.Returned}
+	if !ev.Until.IsZero() {
+		data["until"] = ev.Until.UTC()
+	}
+	if ev.Err != nil {
+		data["error"] = ev.Err.Error()
+	}
+	g.hub.publish(event{Type: "health", Time: time.Now().UTC(), Data: data})
+}
+
+// startBackground starts the gateway's background work: the active health
+// checks and the stats snapshot on the event stream. The returned channel is closed when all of it has
 // stopped after ctx ends.
 func (g *gateway) startBackground(ctx context.Context) <-chan struct{} {
+	for _, name := range g.names {
+		if s := g.services[name]; s.cfg.HealthCheck != nil {
+			s.pool.Start() // stopped by the pool's Close, in closeAll
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -102,20 +194,34 @@ func (g *gateway) startBackground(ctx context.Context) <-chan struct{} {
 // breakerState names the state of s's breaker, or "" when it has none.
 func (s *serviceEntry) breakerState() string { return "" }
 
-// instanceStatuses reports each instance's health.
+// instanceStatuses reports each instance's health as the balancer sees it.
 func (s *serviceEntry) instanceStatuses() []instanceStatus {
-	out := make([]instanceStatus, 0, len(s.instances))
-	for _, in := range s.instances {
-		st := instanceStatus{Name: in.name, Kind: in.kind(), URL: in.url, Healthy: true, State: "healthy"}
-		if in.demo != nil {
-			f := in.demo.currentFault()
-			st.Calls = in.demo.calls.Load()
-			st.Fault = f.json()
-			if f.Down {
-				st.Healthy, st.State = false, "down"
-			}
+	states := s.pool.Snapshot()
+	out := make([]instanceStatus, 0, len(states))
+	for i, st := range states {
+		in := s.instances[i]
+		is := instanceStatus{
+			Name: in.name, Kind: in.kind(), URL: in.url, Healthy: st.Eligible,
+			InFlight: st.InFlight, Calls: st.Calls, Successes: st.Successes, Failures: st.Failures,
+			ConsecutiveFailures: st.ConsecutiveFailures, Ejections: st.Ejections,
 		}
-		out = append(out, st)
+		switch {
+		case !st.Healthy:
+			is.State = "down"
+		case !st.EjectedUntil.IsZero():
+			is.State = "ejected"
+			until := st.EjectedUntil.UTC()
+			is.EjectedUntil = &until
+		default:
+			is.State = "healthy"
+		}
+		if st.CheckErr != nil {
+			is.CheckError = st.CheckErr.Error()
+		}
+		if in.demo != nil {
+			is.Fault = in.demo.currentFault().json()
+		}
+		out = append(out, is)
 	}
 	return out
 }
