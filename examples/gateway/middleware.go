@@ -75,6 +75,8 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // line per call.
 func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.inflight.Add(1)
+		defer g.inflight.Done()
 		start := time.Now()
 		id := r.Header.Get(requestIDHeader)
 		if !safeRequestID.MatchString(id) {

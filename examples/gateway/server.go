@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,10 @@ type gateway struct {
 
 	httpRequests *prometheus.CounterVec
 	handler      http.Handler
+
+	// inflight counts the handlers running, including those of hijacked
+	// stream connections, which http.Server.Shutdown does not wait for.
+	inflight sync.WaitGroup
 
 	ready    atomic.Bool // start-up done and not draining
 	draining atomic.Bool
@@ -167,6 +172,7 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 	if !served {
 		fail(<-serveErr)
 	}
+	g.inflight.Wait()
 	stopBackground()
 	<-bgDone
 	if cerr := g.closeAll(); cerr != nil && err == nil {
