@@ -54,11 +54,23 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		ci.log.Info("websocket handshake failed", "err", err)
 		return
 	}
-	defer conn.CloseNow()
 	conn.SetReadLimit(wc.ReadLimit)
 	// The request's context must not be used after the upgrade; the
 	// stream lives until the client, the hub or a failed write ends it.
-	readCtx := conn.CloseRead(context.Background())
+	// The reader answers pings and the close handshake; the stream is
+	// one-way, so a data message ends it.
+	readDone := make(chan error, 1)
+	go func() {
+		_, _, err := conn.Read(context.Background())
+		if err == nil {
+			err = errDataMessage
+		}
+		readDone <- err
+	}()
+	defer func() {
+		_ = conn.CloseNow()
+		<-readDone
+	}()
 	ci.log.Info("stream client connected", "principal", who.Name)
 
 	write := func(msg []byte) error {
@@ -87,11 +99,19 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			ci.log.Info("stream client closed", "reason", sub.Err())
 			_ = conn.Close(code, reason)
 			return
-		case <-readCtx.Done():
+		case err := <-readDone:
+			readDone <- err // for the deferred wait
+			if errors.Is(err, errDataMessage) {
+				ci.log.Info("stream client sent data: closing")
+				_ = conn.Close(websocket.StatusPolicyViolation, "the stream is one-way")
+			}
 			return
 		}
 	}
 }
+
+// errDataMessage is why a stream client that sends a message is dropped.
+var errDataMessage = errors.New("client sent a data message")
 
 // wsToken returns a token sent as the "token" query parameter or as a
 // "bearer.<token>" subprotocol.

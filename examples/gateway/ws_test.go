@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const wsServices = `
+services:
+  payment:
+    roles: [guest, client, admin]
+    balance: {policy: round_robin, eject_after: 2, eject_time: 1h, max_ejected_percent: 50}
+    instances:
+      - {name: payment-1, demo: payment}
+      - {name: payment-2, demo: payment}
+`
+
+func (tg *testGateway) wsURL() string { return "ws" + strings.TrimPrefix(tg.url, "http") + "/ws" }
+
+func TestStreamAuth(t *testing.T) {
+	tg := startGateway(t, testServer+testAuth(false)+wsServices)
+	dial := func(t *testing.T, url string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+		if opts == nil {
+			opts = &websocket.DialOptions{}
+		}
+		opts.HTTPClient = tg.client
+		c, resp, err := websocket.Dial(t.Context(), url, opts)
+		if c != nil {
+			t.Cleanup(func() { c.CloseNow() })
+		}
+		return c, resp, err
+	}
+	t.Run("no token", func(t *testing.T) {
+		_, resp, err := dial(t, tg.wsURL(), nil)
+		require.Error(t, err)
+		require.NotNil(t, resp)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "Bearer")
+	})
+	t.Run("bad token in the query", func(t *testing.T) {
+		_, resp, err := dial(t, tg.wsURL()+"?token=nope", nil)
+		require.Error(t, err)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	})
+	t.Run("token in the query", func(t *testing.T) {
+		c, _, err := dial(t, tg.wsURL()+"?token="+clientToken, nil)
+		require.NoError(t, err)
+		assert.Equal(t, "hello", readEvent(t, c).Type)
+	})
+	t.Run("token as a subprotocol", func(t *testing.T) {
+		c, _, err := dial(t, tg.wsURL(), &websocket.DialOptions{Subprotocols: []string{wsSubprotocol, wsBearerPrefix + clientToken}})
+		require.NoError(t, err)
+		assert.Equal(t, wsSubprotocol, c.Subprotocol(), "the server picks the stream's subprotocol, never echoes the token")
+		assert.Equal(t, "hello", readEvent(t, c).Type)
+	})
+	t.Run("foreign origin", func(t *testing.T) {
+		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {"https://evil.example"}}
+		_, resp, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
+		require.Error(t, err)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	})
+	t.Run("same origin", func(t *testing.T) {
+		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {tg.url}}
+		c, _, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
+		require.NoError(t, err)
+		assert.Equal(t, "hello", readEvent(t, c).Type)
+	})
+	t.Run("client that sends data is disconnected", func(t *testing.T) {
+		c := tg.dialStream(t, clientToken)
+		require.NoError(t, c.Write(t.Context(), websocket.MessageText, []byte("hi")))
+		for {
+			if _, _, err := c.Read(t.Context()); err != nil {
+				assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "Read() = %v", err)
+				return
+			}
+		}
+	})
+}
+
+func TestStreamEvents(t *testing.T) {
+	tg := startGateway(t, testServer+testAuth(true)+wsServices)
+	c := tg.dialStream(t, adminToken)
+
+	// A request summary for each call.
+	require.Equal(t, http.StatusOK, tg.process(t, "payment", clientToken, payment("ev1")).status)
+	data := waitEvent(t, c, "request", func(json.RawMessage) bool { return true })
+	var req requestEvent
+	require.NoError(t, json.Unmarshal(data, &req))
+	assert.Equal(t, "payment", req.Service)
+	assert.Equal(t, "alice", req.Principal)
+	assert.Equal(t, "ok", req.Outcome)
+	assert.Equal(t, http.StatusOK, req.Status)
+
+	// An instance that keeps failing is ejected: a health event.
+	a := tg.do(t, http.MethodPut, "/api/v1/services/payment/instances/payment-2/fault", adminToken, `{"error_rate":1}`)
+	require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
+	for i := range 4 { // round robin: two of these reach payment-2
+		tg.process(t, "payment", clientToken, payment("ej"+string(rune('a'+i))))
+	}
+	data = waitEvent(t, c, "health", func(d json.RawMessage) bool {
+		return strings.Contains(string(d), `"change":"ejected"`)
+	})
+	assert.Contains(t, string(data), `"instance":"payment-2"`)
+}
+
+func TestStreamDropsSlowClient(t *testing.T) {
+	tg := startGateway(t, strings.Replace(testServer, "client_buffer: 256", "client_buffer: 2", 1)+testAuth(true)+wsServices)
+	c := tg.dialStream(t, clientToken) // and then does not read
+	c.SetReadLimit(1 << 20)
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; tg.hub.clients() > 0; i++ {
+		require.Less(t, i, 100_000, "the client was never dropped")
+		tg.hub.publish(event{Type: "request", Data: big})
+	}
+	assert.Equal(t, uint64(1), tg.hub.dropped.Load())
+	// Reading now drains what was sent and ends with the close frame.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "Read() = %v", err)
+			return
+		}
+	}
+}
+
+func TestHub(t *testing.T) {
+	h := newHub(2, 2)
+	a, err := h.subscribe()
+	require.NoError(t, err)
+	b, err := h.subscribe()
+	require.NoError(t, err)
+	_, err = h.subscribe()
+	require.ErrorIs(t, err, errTooMany)
+
+	for range 3 {
+		h.publish(event{Type: "x"})
+		<-b.C // b keeps up, a does not
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Fatal("a slow subscriber was not dropped")
+	}
+	assert.ErrorIs(t, a.Err(), errSlowClient)
+	assert.Equal(t, 1, h.clients())
+	h.unsubscribe(a)
+
+	closed := make(chan error, 1)
+	go func() { closed <- h.Close() }()
+	<-b.Done()
+	assert.ErrorIs(t, b.Err(), errHubClosed)
+	h.unsubscribe(b)
+	require.NoError(t, <-closed)
+	_, err = h.subscribe()
+	assert.True(t, errors.Is(err, errHubClosed), "subscribe after Close = %v", err)
+}
