@@ -265,7 +265,7 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 			}
 			instances[in.Name] = q
 		}
-		if in.Demo != "" {
+		if slices.Contains(demoKinds(), in.Demo) {
 			if kind != "" && in.Demo != kind {
 				v.errorf(q+".demo", "all demo instances of a service are of one kind; this one is %q, an earlier one %q", in.Demo, kind)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,9 @@ func loadConfig(data []byte, file string) (*config, error) {
 	if len(d.problems) == 0 {
 		v := &validator{pos: d.pos}
 		cfg.validate(v)
+		slices.SortStableFunc(v.problems, func(a, b problem) int {
+			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+		})
 		d.problems = append(d.problems, v.problems...)
 	}
 	if len(d.problems) > 0 {

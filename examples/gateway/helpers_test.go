@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +238,69 @@ func waitInstance(t *testing.T, s *serviceEntry, instance string, ok func(st ins
 		case <-changed:
 		case <-timeout.C:
 			t.Fatalf("instance %s never reached the awaited state: %+v", instance, s.instanceStatuses())
+		}
+	}
+}
+
+// newTestClient returns an HTTP client whose idle connections are closed
+// when the test ends.
+func newTestClient(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// syncBuffer is a log destination that tests can read while the gateway
+// writes to it, and wait on.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced on every write
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// wait returns the contents and a channel closed on the next write.
+func (b *syncBuffer) wait() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.written == nil {
+		b.written = make(chan struct{})
+	}
+	return b.buf.String(), b.written
+}
+
+var listeningRE = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+
+// waitListening waits for the gateway's "listening" log line and returns the
+// address in it.
+func waitListening(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
+	for {
+		s, next := logs.wait()
+		if m := listeningRE.FindStringSubmatch(s); m != nil {
+			return m[1]
+		}
+		select {
+		case <-next:
+		case <-timeout.C:
+			t.Fatalf("the gateway never logged that it was listening; log:\n%s", s)
 		}
 	}
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	cfg, err := loadConfig(defaultConfig, defaultConfigName)
+	require.NoError(t, err)
+	assert.Equal(t, "localhost:8080", cfg.Server.Addr)
+	assert.Equal(t, "guest", cfg.Auth.AnonymousRole, "the demo lets anonymous callers in")
+	assert.Equal(t, int64(1<<20), cfg.Server.MaxBodyBytes)
+	for _, name := range demoKinds() {
+		s, ok := cfg.Services[name]
+		require.True(t, ok, "service %s", name)
+		assert.GreaterOrEqual(t, len(s.Instances), 2, "%s instances", name)
+		assert.Contains(t, s.Roles, "guest", "%s roles", name)
+		assert.NotNil(t, s.RateLimit, "%s rate_limit", name)
+		assert.NotNil(t, s.Breaker, "%s breaker", name)
+		assert.NotNil(t, s.Retry, "%s retry", name)
+		assert.NotNil(t, s.HealthCheck, "%s health_check", name)
+	}
+	assert.NotNil(t, cfg.Services["user"].Cache, "one service shows the cache")
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig([]byte(`
+services:
+  payment:
+    roles: [client]
+    cache:
+    retry: {attempts: 5}
+    instances:
+      - {name: p1, demo: payment}
+`), "t.yaml")
+	require.NoError(t, err)
+	s := cfg.Services["payment"]
+	require.NotNil(t, s.Cache, "an empty section turns the layer on")
+	assert.Equal(t, cacheConfig{Enabled: true, Size: 1000, TTL: 30 * time.Second}, *s.Cache)
+	assert.Equal(t, 5, s.Retry.Attempts, "a key that is set")
+	assert.Equal(t, 50*time.Millisecond, s.Retry.InitialBackoff, "a key that is not keeps its default")
+	assert.Nil(t, s.Breaker, "an absent section leaves the layer out")
+	assert.Equal(t, "round_robin", s.Balance.Policy)
+	assert.Equal(t, 5*time.Second, s.Timeout)
+	assert.Empty(t, cfg.Auth.AnonymousRole, "any other configuration needs tokens")
+}
+
+func TestConfigProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yml  string
+		want []string // each a substring of one problem, in order
+	}{
+		{
+			name: "unknown key with a suggestion",
+			yml: `services:
+  payment:
+    roles: [client]
+    rate_limit: {rate: 10, burts: 5}
+    instances: [{name: p1, demo: payment}]
+`,
+			want: []string{`line 4:28: services.payment.rate_limit.burts: unknown key "burts" (did you mean "burst"?)`},
+		},
+		{
+			name: "duplicate keys",
+			yml: `server:
+  addr: localhost:1
+  addr: localhost:2
+services:
+  payment:
+    roles: [client]
+    instances: [{name: p1, demo: payment}]
+  payment:
+    roles: [client]
+    instances: [{name: p2, demo: payment}]
+`,
+			want: []string{
+				`line 3:3: server.addr: duplicate key "addr" (first set at line 2)`,
+				`line 8:3: services.payment: duplicate key "payment" (first set at line 5)`,
+			},
+		},
+		{
+			name: "wrong types, all reported",
+			yml: `server:
+  max_body_bytes: lots
+  read_timeout: 5
+services:
+  payment:
+    roles: client
+    instances: [{name: p1, demo: payment, error_rate: high}]
+`,
+			want: []string{
+				"line 2:19: server.max_body_bytes: want a whole number",
+				"line 3:17: server.read_timeout: want a duration",
+				"line 6:12: services.payment.roles: want a list",
+				"services.payment.instances[0].error_rate: want a number",
+			},
+		},
+		{
+			name: "settings that make no sense",
+			yml: `services:
+  payment-service:
+    roles: []
+    rate_limit: {rate: 0, burst: -1, key: ip}
+    retry: {attempts: 0, initial_backoff: 1s, max_backoff: 10ms}
+    breaker: {failure_ratio: 1.5}
+    balance: {policy: fastest}
+    instances:
+      - {name: p1, demo: payment, url: "http://x"}
+      - {name: p1, demo: wallet}
+      - {name: p3}
+`,
+			want: []string{
+				`services.payment-service: drop the "-service" suffix`,
+				"services.payment-service.roles: required",
+				"services.payment-service.rate_limit.rate: must be more than 0",
+				"services.payment-service.rate_limit.burst: must be at least 1",
+				"services.payment-service.rate_limit.key: want one of user, principal, service",
+				"services.payment-service.retry.attempts: must be from 1 to 10",
+				"services.payment-service.retry.max_backoff: must be at least initial_backoff",
+				"services.payment-service.breaker.failure_ratio",
+				"services.payment-service.balance.policy: want one of",
+				"instances[0].url: set either demo or url, not both",
+				`instances[1].name: instance name "p1" is already used`,
+				`instances[1].demo: want one of payment, notification, user, order, inventory, got "wallet"`,
+				"instances[2]: set either demo",
+			},
+		},
+		{
+			name: "tokens",
+			yml: `auth:
+  tokens:
+    - {name: a, sha256: abc, role: admin}
+    - {name: a, sha256: ` + digest("x") + `, role: Admin}
+    - {name: b, sha256: ` + strings.ToUpper(digest("x")) + `, role: admin}
+services:
+  payment: {roles: [admin], instances: [{name: p1, demo: payment}]}
+`,
+			want: []string{
+				"auth.tokens[0].sha256: want the SHA-256 of the token as 64 hex digits",
+				`auth.tokens[1].name: token name "a" is used twice`,
+				`auth.tokens[1].role: want a role name`,
+				`auth.tokens[2].sha256: same digest as token "a"`,
+			},
+		},
+		{
+			name: "anchors are refused",
+			yml: `base: &b {roles: [x]}
+services:
+  payment: *b
+`,
+			want: []string{`unknown key "base"`, "anchors and aliases are not supported"},
+		},
+		{name: "empty file", yml: "", want: []string{"the file is empty"}},
+		{name: "syntax error", yml: "services:\n  payment: [\n", want: []string{"syntax error"}},
+		{name: "no services", yml: "log: {level: info}\n", want: []string{"services: at least one service is required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig([]byte(tc.yml), "t.yaml")
+			require.Error(t, err)
+			ce, ok := err.(*configError)
+			require.True(t, ok, "loadConfig error is a *configError: %v", err)
+			var got []string
+			for _, p := range ce.Problems {
+				got = append(got, p.String())
+			}
+			require.Len(t, got, len(tc.want), "problems:\n%s", strings.Join(got, "\n"))
+			for i, w := range tc.want {
+				assert.Contains(t, got[i], w, "problem %d", i)
+			}
+		})
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	require.NoError(t, os.WriteFile(good, defaultConfig, 0o600))
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(`services:
+  payment:
+    roles: [client]
+    colour: blue
+    roles: [admin]
+    instances: [{name: p1, demo: payment}]
+`), 0o600))
+
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"check", "-config", good}, &stdout, &stderr)
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	assert.Contains(t, stdout.String(), "good.yaml: OK (5 services, 12 instances)")
+
+	stdout.Reset()
+	stderr.Reset()
+	err = run(context.Background(), []string{"check", "-config", bad}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 problem(s)")
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 2, "stderr: %s", stderr.String())
+	assert.Equal(t, bad+`:4:5: services.payment.colour: unknown key "colour" (known keys: roles, timeout, cache, rate_limit, bulkhead, breaker, retry, balance, health_check, instances)`, lines[0])
+	assert.Equal(t, bad+`:5:5: services.payment.roles: duplicate key "roles" (first set at line 3)`, lines[1])
+
+	err = run(context.Background(), []string{"check", "-config", filepath.Join(dir, "missing.yaml")}, &stdout, &stderr)
+	assert.Error(t, err, "a missing file")
+	err = run(context.Background(), []string{"-bogus"}, &stdout, &stderr)
+	assert.ErrorIs(t, err, errUsage)
+	err = run(context.Background(), []string{"-addr", "nowhere"}, &stdout, &stderr)
+	assert.ErrorIs(t, err, errUsage)
+}
+
+// TestRunServesAndStops drives run as main does: it serves the given
+// configuration on the -addr given, and returns when its context ends.
+func TestRunServesAndStops(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gw.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(testServer+testAuth(true)+wsServices), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", file, "-addr", "127.0.0.1:0"}, logs, logs) }()
+	addr := waitListening(t, logs)
+	tg := &testGateway{url: "http://" + addr, client: newTestClient(t)}
+	assert.Equal(t, 200, tg.do(t, "GET", "/readyz", "", "").status)
+	assert.Equal(t, 200, tg.process(t, "payment", "", payment("run1")).status)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, logs.String(), `"msg":"gateway stopped"`)
+}
