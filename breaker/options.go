@@ -116,10 +116,11 @@ func WithCooldown(d time.Duration) Option {
 	return func(c *config) { c.cooldown = d }
 }
 
-// WithHalfOpenProbes sets how many calls a half-open breaker lets through
-// at once; the others are rejected with [ErrTooManyRequests]. The breaker
-// closes when n probes in a row have succeeded and opens again at the first
-// that fails; an excluded probe frees its place for another. n must be at
+// WithHalfOpenProbes sets how many probe calls a half-open breaker lets
+// through in all; the calls beyond them are rejected with
+// [ErrTooManyRequests] until the probes' results decide. The breaker closes
+// when its n probes have all succeeded and opens again at the first that
+// fails; an excluded probe gives its place to another call. n must be at
 // least 1. The default is [DefaultHalfOpenProbes] (1).
 func WithHalfOpenProbes(n int) Option {
 	if n < 1 || uint64(n) > math.MaxUint32 {
