@@ -151,45 +151,40 @@ func (b *Breaker) Do(fn func() error) error {
 	if fn == nil {
 		panic("breaker: Do with a nil function")
 	}
-	exiting := false
-	defer b.finish(&exiting)
+	exiting := false // set when fn ends with runtime.Goexit
+	defer func() {
+		if exiting {
+			// Stop errGoexit, raised below and again by gobreaker once it
+			// recorded the failure; the runtime then carries on with the
+			// Goexit.
+			_ = recover()
+		}
+		if b.dirty.Load() {
+			b.deliver()
+		}
+	}()
 	_, err := b.cb.Execute(func() (struct{}, error) {
-		return struct{}{}, guard(fn, &exiting)
+		// gobreaker's Execute sees only returns and panics: turn a Goexit
+		// into a panic for it, so that it records a failure.
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			if r := recover(); r != nil {
+				panic(r) // a real panic: gobreaker records it and raises it again
+			}
+			exiting = true
+			panic(errGoexit)
+		}()
+		err := fn()
+		returned = true
+		return struct{}{}, err
 	})
 	if x, ok := err.(*excludedError); ok {
 		return x.err
 	}
 	return err
-}
-
-// guard calls fn. When fn ends with runtime.Goexit, guard sets *exiting and
-// panics with errGoexit, so that gobreaker's Execute, which only sees
-// returns and panics, records a failure; finish then recovers that panic and
-// the runtime carries on with the Goexit.
-func guard(fn func() error, exiting *bool) error {
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		if r := recover(); r != nil {
-			panic(r) // a real panic: gobreaker records it and raises it again
-		}
-		*exiting = true
-		panic(errGoexit)
-	}()
-	err := fn()
-	returned = true
-	return err
-}
-
-// finish ends a call to Do: it stops the panic guard raised for a Goexit,
-// and delivers pending events.
-func (b *Breaker) finish(exiting *bool) {
-	if *exiting {
-		_ = recover() // errGoexit, raised again by gobreaker
-	}
-	b.flush()
 }
 
 // Execute is [Breaker.Do] for a function with a result: it calls fn through
