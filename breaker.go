@@ -23,8 +23,10 @@ import (
 // [ErrInvalidRequest], [ErrUnauthenticated], [ErrForbidden] or
 // [ErrRateLimited], counts neither as a success nor as a failure, whatever
 // b's classifier says (b's classifier may exclude more). An error matching
-// [context.DeadlineExceeded] is a failure: the service was too slow. A panic
-// in the service is a failure and is raised again.
+// [context.DeadlineExceeded] is a failure: the service was too slow. A call
+// whose context is already done when it arrives is answered with ctx.Err()
+// and reaches neither b nor the service. A panic in the service is a failure
+// and is raised again.
 //
 // Breaker belongs inside Retrying and outside Timeout and Balanced.
 // Retrying outside it makes each retry a fresh decision of the breaker, and
@@ -68,6 +70,9 @@ type breakerService struct {
 var _ Service = (*breakerService)(nil)
 
 func (s *breakerService) Process(ctx context.Context, req *Request) (*Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // a caller already out of time must not count against the service
+	}
 	var (
 		resp   *Response
 		err    error

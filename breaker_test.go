@@ -185,39 +185,71 @@ func TestBreakerCountsOnlyServiceFailures(t *testing.T) {
 	}
 }
 
+// TestBreakerCanceledCallsLeaveItClosed cancels 1000 calls while a healthy
+// backend is working on them: the callers gave up, the backend did nothing
+// wrong, and a breaker set to trip at the first failure stays closed.
 func TestBreakerCanceledCallsLeaveItClosed(t *testing.T) {
-	br := breaker.New(breaker.WithConsecutiveFailures(1))
-	var calls atomic.Int64
-	healthy := proxy.ServiceFunc(func(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
-		calls.Add(1)
-		if err := ctx.Err(); err != nil { // a healthy service that honours ctx
-			return nil, err
-		}
-		return breakerResp, nil
-	})
-	svc := proxy.Chain(healthy, proxy.Breaker(br), proxy.Timeout(time.Minute))
-	canceled, cancel := context.WithCancel(t.Context())
-	cancel()
-	var wg sync.WaitGroup
-	for range 1000 {
-		wg.Go(func() {
-			if _, err := svc.Process(canceled, aliceReq); !errors.Is(err, context.Canceled) {
-				t.Errorf("Process(canceled ctx) = %v, want %v", err, context.Canceled)
+	synctest.Test(t, func(t *testing.T) {
+		br := breaker.New(breaker.WithConsecutiveFailures(1))
+		var calls atomic.Int64
+		healthy := proxy.ServiceFunc(func(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
+			calls.Add(1)
+			select { // a healthy service that honours ctx
+			case <-time.After(time.Second):
+				return breakerResp, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
 			}
 		})
+		svc := proxy.Chain(healthy, proxy.Breaker(br), proxy.Timeout(time.Minute))
+		callCtx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		for range 1000 {
+			wg.Go(func() {
+				if _, err := svc.Process(callCtx, aliceReq); !errors.Is(err, context.Canceled) {
+					t.Errorf("Process(canceled mid-call) = %v, want %v", err, context.Canceled)
+				}
+			})
+		}
+		synctest.Wait() // all 1000 are in the backend
+		cancel()
+		wg.Wait()
+		if got := br.State(); got != breaker.Closed {
+			t.Fatalf("State() after 1000 canceled calls = %v, want %v", got, breaker.Closed)
+		}
+		if c := br.Counts(); c.TotalFailures != 0 || c.TotalExclusions != 1000 {
+			t.Errorf("Counts() = %+v, want 0 failures and 1000 exclusions", c)
+		}
+		if got := calls.Load(); got != 1000 {
+			t.Errorf("backend calls = %d, want 1000", got)
+		}
+		if _, err := svc.Process(ctx, aliceReq); err != nil {
+			t.Errorf("Process() after the canceled calls = %v, want nil", err)
+		}
+	})
+}
+
+func TestBreakerCallerOutOfTimeDoesNotCount(t *testing.T) {
+	br := breaker.New(breaker.WithConsecutiveFailures(1))
+	backend := &breakerBackend{}
+	svc := proxy.Chain(backend, proxy.Breaker(br))
+	expired, cancelExpired := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 10 {
+		if _, err := svc.Process(expired, aliceReq); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Process(expired ctx) = %v, want %v", err, context.DeadlineExceeded)
+		}
+		if _, err := svc.Process(canceled, aliceReq); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Process(canceled ctx) = %v, want %v", err, context.Canceled)
+		}
 	}
-	wg.Wait()
-	if got := br.State(); got != breaker.Closed {
-		t.Fatalf("State() after 1000 canceled calls = %v, want %v", got, breaker.Closed)
+	if got := backend.calls.Load(); got != 0 {
+		t.Errorf("backend calls = %d, want 0", got)
 	}
-	if c := br.Counts(); c.TotalFailures != 0 || c.TotalExclusions != 1000 {
-		t.Errorf("Counts() = %+v, want 0 failures and 1000 exclusions", c)
-	}
-	if got := calls.Load(); got != 1000 {
-		t.Errorf("backend calls = %d, want 1000", got)
-	}
-	if _, err := svc.Process(ctx, aliceReq); err != nil {
-		t.Errorf("Process() after the canceled calls = %v, want nil", err)
+	if c := br.Counts(); br.State() != breaker.Closed || c.Requests != 0 {
+		t.Errorf("State(), Counts() = %v, %+v, want closed and untouched", br.State(), c)
 	}
 }
 
@@ -296,7 +328,7 @@ func TestBreakerHangingBackendSeesBoundedProbes(t *testing.T) {
 	const (
 		callers  = 200
 		probes   = 2
-		cooldown = 5 * time.Second
+		cooldown = 2 * time.Second
 		timeout  = 100 * time.Millisecond
 		periods  = 4
 	)
@@ -357,7 +389,7 @@ func TestBreakerHangingBackendSeesBoundedProbes(t *testing.T) {
 						t.Errorf("Process() = %v, want %v or %v", err, proxy.ErrCircuitOpen, context.DeadlineExceeded)
 						return
 					}
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond)
 				}
 			})
 		}
