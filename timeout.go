@@ -16,10 +16,10 @@ import (
 // [errors.As]. [context.Cause] of the context the service sees reports the
 // timeout, with d, once it has expired.
 //
-// Timeout is synchronous: it starts no goroutine and does not abandon the
-// call. It relies on the service honouring ctx, as every [Service] must; a
-// service that ignores ctx overruns d, and its answer, when it comes, is
-// returned as it is.
+// Timeout is synchronous: it starts no goroutine of its own and does not
+// abandon the call. It relies on the service honouring ctx, as every
+// [Service] must; a service that ignores ctx overruns d, and its answer,
+// when it comes, is returned as it is.
 //
 // Timeout belongs inside Breaker, so that a call cut short counts as a
 // failure of the service, and inside Retrying, so that each attempt gets a
