@@ -81,7 +81,7 @@ func (s *breakerService) Process(ctx context.Context, req *Request) (*Response, 
 	rejected := s.b.Do(func() error {
 		called = true
 		resp, err = s.next.Process(ctx, req)
-		if breakerIgnores(err) {
+		if err != nil && breakerIgnores(err) {
 			return breaker.Exclude(err)
 		}
 		return err
@@ -102,10 +102,9 @@ func (s *breakerService) Process(ctx context.Context, req *Request) (*Response, 
 // breakerIgnores reports whether err says nothing about the health of the
 // service behind a breaker: a cancellation, or the caller's own mistake.
 func breakerIgnores(err error) bool {
-	return err != nil &&
-		(errors.Is(err, context.Canceled) ||
-			errors.Is(err, ErrInvalidRequest) ||
-			errors.Is(err, ErrUnauthenticated) ||
-			errors.Is(err, ErrForbidden) ||
-			errors.Is(err, ErrRateLimited))
+	return errors.Is(err, context.Canceled) ||
+		errors.Is(err, ErrInvalidRequest) ||
+		errors.Is(err, ErrUnauthenticated) ||
+		errors.Is(err, ErrForbidden) ||
+		errors.Is(err, ErrRateLimited)
 }
