@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -91,19 +92,19 @@ func parseRecord(line []byte) (record, string) {
 	if !ok {
 		return rec, "malformed record: does not start with " + recSeq
 	}
-	n := 0
-	for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
-		n++
+	n, seq := 0, uint64(0)
+	for ; n < len(rest) && '0' <= rest[n] && rest[n] <= '9'; n++ {
+		d := uint64(rest[n] - '0')
+		if seq > (math.MaxUint64-d)/10 {
+			return rec, "malformed record: sequence number out of range"
+		}
+		seq = seq*10 + d
 	}
 	if n == 0 || rest[0] == '0' {
 		return rec, "malformed record: bad sequence number"
 	}
-	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
-	if err != nil {
-		return rec, "malformed record: bad sequence number"
-	}
 	rest, ok = bytes.CutPrefix(rest[n:], []byte(recPrev))
-	if !ok || len(rest) < hashHex || !isHex(rest[:hashHex]) {
+	if !ok || len(rest) < hashHex {
 		return rec, "malformed record: bad previous-record hash"
 	}
 	copy(rec.prev[:], rest)
@@ -113,8 +114,8 @@ func parseRecord(line []byte) (record, string) {
 	}
 	trailer := rest[len(rest)-recTrailer:]
 	hash := trailer[len(recHash) : len(recHash)+hashHex]
-	if !bytes.HasPrefix(trailer, []byte(recHash)) || !bytes.HasSuffix(trailer, []byte(recEnd)) || !isHex(hash) {
-		return rec, "malformed record: bad hash"
+	if !bytes.HasPrefix(trailer, []byte(recHash)) || !bytes.HasSuffix(trailer, []byte(recEnd)) {
+		return rec, "malformed record: no hash"
 	}
 	copy(rec.hash[:], hash)
 	rec.seq = seq
@@ -123,22 +124,13 @@ func parseRecord(line []byte) (record, string) {
 	sum := sha256.Sum256(body)
 	var want hexHash
 	hex.Encode(want[:], sum[:])
-	if want != rec.hash {
+	if want != rec.hash { // also when the hash is not lower-case hex
 		return rec, "record altered: its hash does not match its contents"
 	}
 	if len(rec.event) == 0 || rec.event[0] != '{' || !json.Valid(rec.event) {
 		return rec, "malformed record: event is not a JSON object"
 	}
 	return rec, ""
-}
-
-func isHex(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // isPartialRecord reports whether b, the unterminated last line of a log,
