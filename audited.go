@@ -65,10 +65,10 @@ func WithAuditClock(c interface{ Now() time.Time }) AuditOption {
 // WithAuditFields names the top-level members of a request's JSON Data that
 // an event may carry in [audit.Event.Fields]. Only these are copied; by
 // default none is, and events carry no request data at all. Several
-// WithAuditFields options add up. Combine it with [WithAuditRedact] to mask
+// WithAuditFields options add up. WithAuditFields panics on an empty name. Combine it with [WithAuditRedact] to mask
 // secrets nested inside the fields kept.
 func WithAuditFields(names ...string) AuditOption {
-	names = append([]string(nil), names...)
+	names = auditFieldNames("WithAuditFields", names)
 	return func(c *auditConfig) { c.keep = append(c.keep, names...) }
 }
 
@@ -76,9 +76,9 @@ func WithAuditFields(names ...string) AuditOption {
 // [audit.Redacted] wherever they appear, at any depth and in any letter
 // case, inside the fields that [WithAuditFields] keeps. A name both kept and
 // redacted records that the member was present, not its value. Several
-// WithAuditRedact options add up.
+// WithAuditRedact options add up. WithAuditRedact panics on an empty name.
 func WithAuditRedact(names ...string) AuditOption {
-	names = append([]string(nil), names...)
+	names = auditFieldNames("WithAuditRedact", names)
 	return func(c *auditConfig) { c.redact = append(c.redact, names...) }
 }
 
@@ -95,6 +95,17 @@ func WithAuditErrorCode(f func(error) string) AuditOption {
 		panic("proxy: WithAuditErrorCode with a nil function")
 	}
 	return func(c *auditConfig) { c.code = f }
+}
+
+// auditFieldNames returns a copy of names, the arguments of option, and
+// panics on an empty one.
+func auditFieldNames(option string, names []string) []string {
+	for _, n := range names {
+		if n == "" {
+			panic("proxy: " + option + " with an empty field name")
+		}
+	}
+	return append([]string(nil), names...)
 }
 
 // An AuditError reports a call that Audited, failing closed, did not let
@@ -158,8 +169,9 @@ func (e *AuditError) Unwrap() []error {
 // as after any error that follows a sent request. With [WithAuditFailOpen]
 // Audited serves the call and counts the unrecorded event instead.
 //
-// Audited panics if sink is nil. It never changes the request or the
-// response.
+// The Service Audited returns is safe for concurrent use when sink and the
+// wrapped Service are. It never changes the request or the response.
+// Audited panics if sink is nil.
 func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 	if sink == nil {
 		panic("proxy: Audited with a nil audit.Sink")

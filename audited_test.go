@@ -433,13 +433,14 @@ func TestAuditedPanicsOnBadConfig(t *testing.T) {
 		{"nil counter", func() { proxy.WithAuditFailOpen(nil) }},
 		{"nil clock", func() { proxy.WithAuditClock(nil) }},
 		{"nil error code", func() { proxy.WithAuditErrorCode(nil) }},
-		{"empty field name", func() { proxy.Audited(&auditedSink{}, proxy.WithAuditFields("")) }},
+		{"empty field name", func() { proxy.WithAuditFields("amount", "") }},
+		{"empty redacted name", func() { proxy.WithAuditRedact("") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), ": ") {
-					t.Errorf("%s: panicked with %v, want a prefixed panic", tt.name, r)
+				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "proxy: ") {
+					t.Errorf("%s: panicked with %v, want a \"proxy: \" panic", tt.name, r)
 				}
 			}()
 			tt.f()

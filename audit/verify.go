@@ -39,8 +39,10 @@ func Verify(r io.Reader) (Head, error) {
 	)
 	head := func() Head { return Head{Seq: seq, Hash: string(prev[:])} }
 	for line := 1; ; line++ {
-		b, err := readLine(br, buf[:0])
-		buf = b
+		b, err := readLine(br, buf)
+		if cap(b) > cap(buf) && len(b) > br.Size() {
+			buf = b // keep the grown buffer for the next long line
+		}
 		if err != nil && err != io.EOF {
 			return head(), fmt.Errorf("audit: verify: reading line %d: %w", line, err)
 		}
@@ -83,10 +85,16 @@ func chainReason(rec record, want uint64, prev *hexHash) string {
 	return ""
 }
 
-// readLine appends the next line of br, with its newline if it has one, to
-// buf. It returns io.EOF with the last line when that line has no newline,
-// and with no bytes at the end of the input.
+// readLine returns the next line of br, with its newline if it has one. It
+// returns io.EOF with the last line when that line has no newline, and with
+// no bytes at the end of the input. The line is valid until the next call:
+// it is br's buffer when the line fits in it, and buf, grown, otherwise.
 func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	frag, err := br.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return frag, err
+	}
+	buf = append(buf[:0], frag...)
 	for {
 		frag, err := br.ReadSlice('\n')
 		buf = append(buf, frag...)
