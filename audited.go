@@ -23,7 +23,7 @@ type AuditOption func(*auditConfig)
 type auditConfig struct {
 	timeout time.Duration
 	dropped *atomic.Uint64 // nil: fail closed
-	clock   interface{ Now() time.Time }
+	clock   Clock
 	keep    []string
 	redact  []string
 	code    func(error) string
@@ -55,7 +55,7 @@ func WithAuditFailOpen(dropped *atomic.Uint64) AuditOption {
 // WithAuditClock sets the clock Audited reads the start time and the
 // duration of a call from. The default is the system clock.
 // WithAuditClock panics if c is nil.
-func WithAuditClock(c interface{ Now() time.Time }) AuditOption {
+func WithAuditClock(c Clock) AuditOption {
 	if c == nil {
 		panic("proxy: WithAuditClock with a nil clock")
 	}
@@ -176,7 +176,7 @@ func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 	if sink == nil {
 		panic("proxy: Audited with a nil audit.Sink")
 	}
-	cfg := auditConfig{timeout: DefaultAuditTimeout, clock: auditSystemClock{}, code: auditErrorCode}
+	cfg := auditConfig{timeout: DefaultAuditTimeout, clock: systemClock{}, code: auditErrorCode}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -272,8 +272,3 @@ func auditErrorCode(err error) string {
 	}
 	return OutcomeOf(err).String()
 }
-
-// auditSystemClock reads the system clock.
-type auditSystemClock struct{}
-
-func (auditSystemClock) Now() time.Time { return time.Now() }
