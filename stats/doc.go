@@ -29,11 +29,11 @@
 //
 // The window is cut into 12 slots that each hold a call count, the sum and
 // maximum of the durations, and a log-linear histogram of them (16 buckets
-// per power of two, from 1ns to about 68s). The window slides one slot at a
+// per power of two, exact below 16ns). The window slides one slot at a
 // time. Quantiles are the middle of the histogram bucket that holds the
 // exact nearest-rank sample, so they are within [QuantileError] (3.125%) of
-// it; durations of 68s and more are all counted in the last bucket, whose
-// quantile is capped at the window's maximum. Count, mean, maximum and rate
+// it; durations of about 66.6s and more all share the last bucket, whose
+// quantile is reported as the window's maximum. Count, mean, maximum and rate
 // are exact for the calls in the window. A service costs about 25 KiB,
 // whatever the number of calls, and at most [WithMaxServices] services are
 // kept apart.

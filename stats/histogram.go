@@ -14,16 +14,19 @@ import (
 const (
 	subBits    = 4
 	subBuckets = 1 << subBits // buckets per power of two
-	// maxExp is the highest power of two the histogram resolves: durations
-	// of 2^maxExp ns (about 68.7s) and more share the last bucket.
+	// maxExp is the power of two the histogram resolves up to: the last
+	// bucket starts at (2^maxExp)*31/32 ns (about 66.6s) and has no upper
+	// bound.
 	maxExp     = 36
 	numBuckets = (maxExp - subBits + 1) * subBuckets
-
-	// QuantileError is the largest relative error of a reported quantile
-	// against the exact quantile of the same samples, for durations below
-	// about 68 seconds.
-	QuantileError = 1.0 / (2 * subBuckets)
 )
+
+// QuantileError is the largest relative error of a reported quantile
+// against the exact nearest-rank quantile of the same durations, for
+// durations below about 66.6 seconds. A quantile in the last bucket, which
+// holds every duration from about 66.6s up, is reported as the largest
+// duration.
+const QuantileError = 1.0 / (2 * subBuckets)
 
 // bucketOf returns the index of the bucket that holds d.
 func bucketOf(d time.Duration) int {
@@ -93,6 +96,9 @@ func (m *merged) quantile(q float64, n uint64, hi time.Duration) time.Duration {
 	for i, c := range m.counts {
 		seen += c
 		if seen >= rank {
+			if i == numBuckets-1 {
+				return hi // the last bucket has no upper bound
+			}
 			lo, width := bucketBounds(i)
 			return min(lo+width/2, hi)
 		}
