@@ -326,7 +326,7 @@ func (s *jsonScanner) scan() *InvalidRequestError {
 			switch c := s.data[s.pos]; {
 			case c == '{' || c == '[':
 				if len(stack) == s.maxDepth {
-					return s.fail(stack, "nested deeper than " + strconv.Itoa(s.maxDepth) + " levels")
+					return s.fail(stack, "nested deeper than "+strconv.Itoa(s.maxDepth)+" levels")
 				}
 				stack = append(stack, jsonFrame{array: c == '['})
 				s.pos++
@@ -383,7 +383,7 @@ func (s *jsonScanner) scan() *InvalidRequestError {
 				if end := closingQuote(s.data, start+1); end > 0 {
 					top.key, top.hasKey = s.data[start+1:end], true
 				}
-				return s.fail(stack, "key " + reason)
+				return s.fail(stack, "key "+reason)
 			}
 			top.key, top.hasKey = s.data[start+1:s.pos-1], true
 			s.skipSpace()
@@ -603,7 +603,7 @@ func (s *jsonScanner) syntaxError(stack []jsonFrame) *InvalidRequestError {
 	if s.pos >= len(s.data) {
 		return s.fail(stack, "not valid JSON: unexpected end")
 	}
-	return s.fail(stack, "not valid JSON: unexpected " + quoteByte(s.data[s.pos]) + " at offset " + strconv.Itoa(s.pos))
+	return s.fail(stack, "not valid JSON: unexpected "+quoteByte(s.data[s.pos])+" at offset "+strconv.Itoa(s.pos))
 }
 
 // fail returns an error for the value the scanner is at, whose path stack
