@@ -38,24 +38,24 @@ const (
 
 // result returns the answer of kind k and the outcome it should be counted
 // under.
-func (k kind) result() (*proxy.Response, error, proxy.Outcome) {
+func (k kind) result() (*proxy.Response, proxy.Outcome, error) {
 	switch k {
 	case fresh:
-		return &proxy.Response{RequestID: "r"}, nil, proxy.OutcomeOK
+		return &proxy.Response{RequestID: "r"}, proxy.OutcomeOK, nil
 	case cacheHit:
-		return &proxy.Response{RequestID: "r", Cached: true}, nil, proxy.OutcomeOK
+		return &proxy.Response{RequestID: "r", Cached: true}, proxy.OutcomeOK, nil
 	case failure:
-		return nil, errors.New("card declined"), proxy.OutcomeError
+		return nil, proxy.OutcomeError, errors.New("card declined")
 	case rateLimited:
-		return nil, &proxy.RateLimitError{Key: "alice", RetryAfter: time.Second}, proxy.OutcomeRateLimited
+		return nil, proxy.OutcomeRateLimited, &proxy.RateLimitError{Key: "alice", RetryAfter: time.Second}
 	case circuitOpen:
-		return nil, fmt.Errorf("%w: gobreaker: circuit breaker is open", proxy.ErrCircuitOpen), proxy.OutcomeCircuitOpen
+		return nil, proxy.OutcomeCircuitOpen, fmt.Errorf("%w: gobreaker: circuit breaker is open", proxy.ErrCircuitOpen)
 	case noInstance:
-		return nil, proxy.ErrNoHealthyInstance, proxy.OutcomeNoHealthyInstance
+		return nil, proxy.OutcomeNoHealthyInstance, proxy.ErrNoHealthyInstance
 	case timedOut:
-		return nil, fmt.Errorf("attempt: %w", context.DeadlineExceeded), proxy.OutcomeTimeout
+		return nil, proxy.OutcomeTimeout, fmt.Errorf("attempt: %w", context.DeadlineExceeded)
 	case invalid:
-		return nil, &proxy.InvalidRequestError{Field: "user_id", Reason: "missing"}, proxy.OutcomeInvalid
+		return nil, proxy.OutcomeInvalid, &proxy.InvalidRequestError{Field: "user_id", Reason: "missing"}
 	}
 	panic("unknown kind")
 }
@@ -84,7 +84,7 @@ func newScriptedBackend(pick func(n int) kind) *scriptedBackend {
 func (b *scriptedBackend) Process(_ context.Context, req *proxy.Request) (*proxy.Response, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	resp, err, out := b.pick(b.calls).result()
+	resp, out, err := b.pick(b.calls).result()
 	b.calls++
 	if b.counts[req.Service] == nil {
 		b.counts[req.Service] = map[proxy.Outcome]int{}
@@ -216,7 +216,7 @@ func TestMixedRunMatchesBackend(t *testing.T) {
 		}
 	}
 	for k := range numKinds {
-		_, _, o := k.result()
+		_, o, _ := k.result()
 		total := 0
 		for _, byOutcome := range backend.counts {
 			total += byOutcome[o]
