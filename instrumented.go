@@ -41,15 +41,15 @@ type Observation struct {
 }
 
 // A Clock tells the time. Instrumented reads one to time calls; tests pass a
-// fake one with [WithClock].
+// fake one with [WithInstrumentedClock].
 type Clock interface {
 	Now() time.Time
 }
 
-// systemClock reads the wall clock (with its monotonic reading).
-type systemClock struct{}
+// instrumentedSystemClock reads the wall clock (with its monotonic reading).
+type instrumentedSystemClock struct{}
 
-func (systemClock) Now() time.Time { return time.Now() }
+func (instrumentedSystemClock) Now() time.Time { return time.Now() }
 
 // An InstrumentedOption configures [Instrumented].
 type InstrumentedOption func(*instrumentedConfig)
@@ -58,11 +58,11 @@ type instrumentedConfig struct {
 	clock Clock
 }
 
-// WithClock sets the clock Instrumented reads to time calls. The default is
-// the system clock. It panics if c is nil.
-func WithClock(c Clock) InstrumentedOption {
+// WithInstrumentedClock sets the clock Instrumented reads to time calls. The
+// default is the system clock. It panics if c is nil.
+func WithInstrumentedClock(c Clock) InstrumentedOption {
 	if c == nil {
-		panic("proxy: WithClock(nil)")
+		panic("proxy: WithInstrumentedClock(nil)")
 	}
 	return func(cfg *instrumentedConfig) { cfg.clock = c }
 }
@@ -94,7 +94,7 @@ func Instrumented(obs Observer, opts ...InstrumentedOption) Middleware {
 	if obs == nil {
 		panic("proxy: Instrumented with a nil Observer")
 	}
-	cfg := instrumentedConfig{clock: systemClock{}}
+	cfg := instrumentedConfig{clock: instrumentedSystemClock{}}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -168,5 +168,5 @@ func (m multiObserver) End(obs Observation) {
 var (
 	_ Service  = (*instrumented)(nil)
 	_ Observer = multiObserver(nil)
-	_ Clock    = systemClock{}
+	_ Clock    = instrumentedSystemClock{}
 )

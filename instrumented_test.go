@@ -109,7 +109,7 @@ func TestInstrumentedObservesEachCall(t *testing.T) {
 			clk := clocktest.New(instrumentedT0)
 			var log instrumentedLog
 			svc := proxy.Chain(instrumentedBackend(clk, 30*time.Millisecond, tt.resp, tt.err),
-				proxy.Instrumented(&log, proxy.WithClock(clk)))
+				proxy.Instrumented(&log, proxy.WithInstrumentedClock(clk)))
 			req := &proxy.Request{ID: "req_1", UserID: "alice", Service: "payment"}
 
 			resp, err := svc.Process(t.Context(), req)
@@ -161,7 +161,7 @@ func TestInstrumentedReportsAndReraisesPanic(t *testing.T) {
 		clk.Advance(time.Second)
 		panic("backend bug")
 	})
-	svc := proxy.Chain(backend, proxy.Instrumented(&log, proxy.WithClock(clk)))
+	svc := proxy.Chain(backend, proxy.Instrumented(&log, proxy.WithInstrumentedClock(clk)))
 
 	recovered := func() (v any) {
 		defer func() { v = recover() }()
@@ -187,7 +187,7 @@ func TestMultiObserver(t *testing.T) {
 	var first, second instrumentedLog
 	var third instrumentedCounter
 	svc := proxy.Chain(instrumentedBackend(clk, time.Millisecond, nil, proxy.ErrNoHealthyInstance),
-		proxy.Instrumented(proxy.MultiObserver(&first, &second, &third), proxy.WithClock(clk)))
+		proxy.Instrumented(proxy.MultiObserver(&first, &second, &third), proxy.WithInstrumentedClock(clk)))
 
 	for range 3 {
 		_, _ = svc.Process(t.Context(), &proxy.Request{ID: "r", UserID: "u", Service: "user"})
@@ -249,7 +249,7 @@ func TestInstrumentedPanicsOnBadConfig(t *testing.T) {
 		f    func()
 	}{
 		{"nil observer", func() { proxy.Instrumented(nil) }},
-		{"nil clock", func() { proxy.WithClock(nil) }},
+		{"nil clock", func() { proxy.WithInstrumentedClock(nil) }},
 		{"nil service", func() { proxy.Instrumented(instrumentedNop{})(nil) }},
 		{"no observer", func() { proxy.MultiObserver() }},
 		{"nil in MultiObserver", func() { proxy.MultiObserver(instrumentedNop{}, nil) }},

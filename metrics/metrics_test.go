@@ -247,7 +247,7 @@ func TestDurationHistogram(t *testing.T) {
 		calls++
 		return &proxy.Response{}, nil
 	})
-	svc := proxy.Chain(backend, proxy.Instrumented(m, proxy.WithClock(clk)))
+	svc := proxy.Chain(backend, proxy.Instrumented(m, proxy.WithInstrumentedClock(clk)))
 	for range took {
 		_, _ = svc.Process(t.Context(), &proxy.Request{ID: "r", UserID: "u", Service: "payment"})
 	}

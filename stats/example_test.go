@@ -27,7 +27,7 @@ func Example() {
 		clk.now = clk.now.Add(time.Duration(calls) * time.Millisecond)
 		return &proxy.Response{RequestID: req.ID, Cached: calls%4 == 0}, nil
 	})
-	svc := proxy.Chain(payments, proxy.Instrumented(rec, proxy.WithClock(clk)))
+	svc := proxy.Chain(payments, proxy.Instrumented(rec, proxy.WithInstrumentedClock(clk)))
 	for range 100 {
 		_, _ = svc.Process(context.Background(), &proxy.Request{ID: "req", UserID: "alice", Service: "payment"})
 	}

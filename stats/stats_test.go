@@ -65,7 +65,7 @@ func TestCountsMatchBackend(t *testing.T) {
 		}
 		return &proxy.Response{RequestID: req.ID, Cached: r.cached}, nil
 	})
-	svc := proxy.Chain(backend, proxy.Instrumented(rec, proxy.WithClock(clk)))
+	svc := proxy.Chain(backend, proxy.Instrumented(rec, proxy.WithInstrumentedClock(clk)))
 	for i := range 50 {
 		_, _ = svc.Process(t.Context(), &proxy.Request{ID: "r", UserID: "u", Service: []string{"payment", "user"}[i%2]})
 	}
