@@ -33,6 +33,7 @@ services:
       - {name: dead-1, demo: user, down: true}
   slow:
     roles: [guest, client, admin]
+    timeout: 50ms
     instances:
       - {name: slow-1, demo: inventory, latency: 1m}
   vault:
@@ -168,6 +169,8 @@ func TestStatusCodes(t *testing.T) {
 		{name: "too deep", gw: open, body: deep, wantStatus: 400, wantCode: "invalid"},
 		{name: "duplicate key", gw: open, body: `{"id":"r","id":"s","user_id":"u","data":{}}`, wantStatus: 400, wantCode: "invalid"},
 		{name: "empty body", gw: open, body: "", wantStatus: 400, wantCode: "invalid"},
+		{name: "no user id", gw: open, body: `{"id":"r","data":{"amount":1,"currency":"INR"}}`, wantStatus: 400, wantCode: "invalid", wantField: "user_id"},
+		{name: "control character in data", gw: open, body: `{"id":"r","user_id":"u","data":{"amount":1,"currency":"IN\u0000R"}}`, wantStatus: 400, wantCode: "invalid"},
 		{name: "not an object", gw: open, body: `[1,2]`, wantStatus: 400, wantCode: "invalid"},
 		{name: "invalid amount", gw: open, body: `{"id":"r1","user_id":"u","data":{"amount":-5,"currency":"INR"}}`, wantStatus: 400, wantCode: "invalid", wantField: "data.amount"},
 		{name: "unknown currency", gw: open, body: `{"id":"r2","user_id":"u","data":{"amount":5,"currency":"XYZ"}}`, wantStatus: 400, wantCode: "invalid", wantField: "data.currency"},
@@ -180,6 +183,7 @@ func TestStatusCodes(t *testing.T) {
 		{name: "stats without token", gw: locked, method: "GET", path: "/api/v1/stats", wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "backend failed", gw: open, path: "/api/v1/services/broken/process", body: `{"id":"o1","user_id":"u","data":{"action":"get","order_id":"x"}}`, wantStatus: 502, wantCode: codeBackendError},
 		{name: "no healthy instance", gw: open, path: "/api/v1/services/dead/process", body: `{"id":"d1","user_id":"u","data":{"action":"get","user_id":"x"}}`, wantStatus: 503, wantCode: "no_healthy_instance"},
+		{name: "slow instance", gw: open, path: "/api/v1/services/slow/process", body: `{"id":"s0","user_id":"u","data":{"action":"stock","sku":"SKU-001"}}`, wantStatus: 504, wantCode: "timeout"},
 		{name: "caller deadline on a slow instance", gw: open, path: "/api/v1/services/slow/process", header: []string{timeoutHeader, "20"}, body: `{"id":"s1","user_id":"u","data":{"action":"stock","sku":"SKU-001"}}`, wantStatus: 504, wantCode: "timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

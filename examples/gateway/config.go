@@ -116,17 +116,24 @@ type auditConfig struct {
 	// (a tamper-evident hash-chained file at File) or "off".
 	Sink string `yaml:"sink"`
 	File string `yaml:"file"`
-	// FailClosed refuses a call whose audit event cannot be written.
+	// FailClosed refuses a call whose audit event cannot be written;
+	// otherwise the call is served and the loss counted.
 	FailClosed bool `yaml:"fail_closed"`
-	// Redact lists fields of data (such as "card_number") that never reach
-	// a record.
+	// Fields lists the top-level fields of data that a record keeps (such
+	// as "amount"); no other part of the data reaches the log.
+	Fields []string `yaml:"fields"`
+	// Redact lists field names (such as "card_number") whose values are
+	// masked wherever they appear inside the kept fields.
 	Redact        []string      `yaml:"redact"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Timeout bounds how long a call waits for its record to be written.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 func (c *auditConfig) setDefaults() {
 	c.Sink = "log"
 	c.FlushInterval = time.Second
+	c.Timeout = time.Second
 }
 
 // logConfig sets the gateway's own log.

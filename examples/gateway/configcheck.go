@@ -18,7 +18,7 @@ var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	roleRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	headerRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	fieldRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64})*$`)
+	fieldRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 var (
@@ -173,9 +173,15 @@ func (c *auditConfig) validate(v *validator, p string) {
 		v.errorf(p+".file", "set only with sink: file")
 	}
 	positive(v, p+".flush_interval", c.FlushInterval)
-	for i, f := range c.Redact {
-		if !fieldRE.MatchString(f) {
-			v.errorf(fmt.Sprintf("%s.redact[%d]", p, i), "want a field name of data such as card_number or card.number, got %q", f)
+	positive(v, p+".timeout", c.Timeout)
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"fields", c.Fields}, {"redact", c.Redact}} {
+		for i, f := range list.names {
+			if !fieldRE.MatchString(f) {
+				v.errorf(fmt.Sprintf("%s.%s[%d]", p, list.key, i), "want a field name of data such as amount or card_number, got %q", f)
+			}
 		}
 	}
 }
@@ -212,9 +218,7 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 	}
 	if b := c.Breaker; b != nil {
 		atLeast(v, p+".breaker.consecutive_failures", int64(b.ConsecutiveFailures), 1)
-		if math.IsNaN(b.FailureRatio) || b.FailureRatio < 0 || b.FailureRatio >= 1 {
-			v.errorf(p+".breaker.failure_ratio", "must be from 0 (off) up to but not including 1, got %g", b.FailureRatio)
-		}
+		between(v, p+".breaker.failure_ratio", b.FailureRatio, 0, 1)
 		atLeast(v, p+".breaker.min_requests", int64(b.MinRequests), 1)
 		positive(v, p+".breaker.window", b.Window)
 		positive(v, p+".breaker.open_timeout", b.OpenTimeout)

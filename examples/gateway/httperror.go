@@ -24,6 +24,7 @@ const (
 	codeInternal         = "internal"
 	codeNotReady         = "not_ready"
 	codeUnavailable      = "unavailable"
+	codeAuditUnavailable = "audit_unavailable"
 )
 
 // statusClientClosedRequest is the conventional (nginx) status for a call
@@ -47,6 +48,11 @@ type apiError struct {
 // failures get a generic message: their detail goes to the log, not to the
 // caller.
 func errorFor(service string, err error) *apiError {
+	var ae *proxy.AuditError
+	if errors.As(err, &ae) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeAuditUnavailable,
+			Message: "the call could not be recorded in the audit log", RetryAfter: 1}
+	}
 	o := proxy.OutcomeOf(err)
 	e := &apiError{Code: o.String()}
 	switch o {

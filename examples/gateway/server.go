@@ -45,9 +45,12 @@ type gateway struct {
 	draining atomic.Bool
 	started  time.Time
 
-	// closers release what the stacks hold (health checkers, the audit
-	// log), in order, at the end of shutdown.
+	// closers release what the stacks hold (health checkers, event
+	// subscriptions), in order, at the end of shutdown; audit, the audit
+	// sink, is closed after them, so that it is flushed last.
 	closers []io.Closer
+	audit   io.Closer
+	shared  *sharedLayers
 }
 
 // newGateway builds the gateway cfg describes: every service's stack and
@@ -64,13 +67,14 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 	g.reg = g.newRegistry()
 	shared, err := g.newSharedLayers()
 	if err != nil {
-		g.closeAll()
+		_ = g.closeAll()
 		return nil, err
 	}
+	g.shared = shared
 	for _, name := range sortedKeys(cfg.Services) {
 		s, err := g.buildService(name, cfg.Services[name], shared)
 		if err != nil {
-			g.closeAll()
+			_ = g.closeAll()
 			return nil, fmt.Errorf("service %s: %w", name, err)
 		}
 		g.services[name] = s
@@ -190,6 +194,12 @@ func (g *gateway) closeAll() error {
 		errs = append(errs, c.Close())
 	}
 	g.closers = nil
+	if g.audit != nil {
+		if err := g.audit.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the audit log: %w", err))
+		}
+		g.audit = nil
+	}
 	g.client.CloseIdleConnections()
 	return errors.Join(errs...)
 }

@@ -2,12 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/proxykit/proxy"
+	"github.com/proxykit/proxy/audit"
 	"github.com/proxykit/proxy/balance"
+	"github.com/proxykit/proxy/breaker"
 	"github.com/proxykit/proxy/bulkhead"
+	"github.com/proxykit/proxy/metrics"
 	"github.com/proxykit/proxy/retry"
+	"github.com/proxykit/proxy/stats"
 )
 
 // A serviceEntry is one configured service: its stack, its instances and
@@ -18,6 +28,7 @@ type serviceEntry struct {
 	svc       proxy.Service // the whole stack, outermost layer first
 	instances []*instanceEntry
 	pool      *balance.Balancer[proxy.Service]
+	breaker   *breaker.Breaker // nil without a breaker section
 }
 
 // An instanceEntry is one instance of a service.
@@ -41,12 +52,56 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-// sharedLayers are the parts of the stack that every service shares.
-type sharedLayers struct{}
+// sharedLayers are the parts of the stack that every service shares: the
+// observers behind Instrumented and the audit sink behind Audited.
+type sharedLayers struct {
+	metrics      *metrics.Metrics
+	stats        *stats.Recorder
+	auditSink    audit.Sink // nil when audit is off
+	auditDropped atomic.Uint64
+}
 
-// newSharedLayers builds what every service's stack shares.
+// newSharedLayers builds what every service's stack shares. The audit sink
+// is closed last of all, in closeAll, so that it records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
-	return &sharedLayers{}, nil
+	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
+	g.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gateway_audit_dropped_total",
+		Help: "Calls served whose audit record could not be written (audit.fail_closed: false).",
+	}, func() float64 { return float64(sh.auditDropped.Load()) }))
+	ac := g.cfg.Audit
+	switch ac.Sink {
+	case "log":
+		sh.auditSink = audit.NewSlog(g.log.With("log", "audit"))
+	case "file":
+		sink, err := openAuditFile(ac, g.log)
+		if err != nil {
+			return nil, err
+		}
+		sh.auditSink = sink
+	}
+	g.audit = sh.auditSink
+	return sh, nil
+}
+
+// openAuditFile opens the hash-chained audit log, continuing its chain. A
+// partial last record, as a crash leaves it, is removed first and logged;
+// any other damage is tampering, and the gateway refuses to start on it.
+func openAuditFile(ac auditConfig, log *slog.Logger) (*audit.FileSink, error) {
+	opts := []audit.FileOption{audit.WithFlushInterval(ac.FlushInterval)}
+	sink, err := audit.OpenFile(ac.File, opts...)
+	if errors.Is(err, audit.ErrTruncated) {
+		cut, rerr := audit.Repair(ac.File)
+		if rerr != nil {
+			return nil, fmt.Errorf("audit log %s: %w", ac.File, rerr)
+		}
+		log.Warn("audit log ended in a partial record, as a crash leaves it; removed it", "file", ac.File, "bytes", len(cut))
+		sink, err = audit.OpenFile(ac.File, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", ac.File, err)
+	}
+	return sink, nil
 }
 
 // buildInstances makes the instances of a service: demo instances share one
@@ -114,22 +169,48 @@ func newPool(sc *serviceConfig, instances []*instanceEntry) *balance.Balancer[pr
 // buildService builds one service's stack from its configuration. This is
 // the one place where the stack is assembled. Outermost first:
 //
-//	Bulkhead  bounds the calls in flight, shedding the excess (503)
-//	Retrying  retries transient failures within a budget
-//	Balanced  picks a healthy instance, ejects failing ones
+//	Instrumented  counts and times every call (Prometheus and /api/v1/stats)
+//	Audited       records one audit event per call, refused ones included
+//	Validated     refuses malformed envelopes (400) before they cost anything
+//	Bulkhead      bounds the calls in flight, shedding the excess (503)
+//	Retrying      retries transient failures within a budget
+//	Breaker       fails fast (503) while the service as a whole is failing
+//	Timeout       bounds each attempt (504)
+//	Balanced      picks a healthy instance, ejects failing ones
 //
 // A layer whose section is absent from the configuration is left out.
-func (g *gateway) buildService(name string, sc *serviceConfig, _ *sharedLayers) (*serviceEntry, error) {
+func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers) (*serviceEntry, error) {
 	s := &serviceEntry{name: name, cfg: sc, instances: g.buildInstances(sc)}
 	s.pool = newPool(sc, s.instances)
-	cancel := s.pool.Subscribe(func(ev balance.Event) { g.onInstanceEvent(name, ev) })
+	for _, in := range s.instances {
+		sh.metrics.SetInstanceHealthy(name, in.name, true)
+	}
+	cancelPool := s.pool.Subscribe(func(ev balance.Event) { g.onInstanceEvent(sh, name, ev) })
 	pool := s.pool
 	g.closers = append(g.closers, closerFunc(func() error {
-		cancel()
+		cancelPool()
 		return pool.Close()
 	}))
 
-	var mw []proxy.Middleware
+	mw := []proxy.Middleware{proxy.Instrumented(proxy.MultiObserver(sh.metrics, sh.stats))}
+	if sh.auditSink != nil {
+		ac := g.cfg.Audit
+		opts := []proxy.AuditOption{proxy.WithAuditTimeout(ac.Timeout)}
+		if len(ac.Fields) > 0 {
+			opts = append(opts, proxy.WithAuditFields(ac.Fields...))
+		}
+		if len(ac.Redact) > 0 {
+			opts = append(opts, proxy.WithAuditRedact(ac.Redact...))
+		}
+		if !ac.FailClosed {
+			opts = append(opts, proxy.WithAuditFailOpen(&sh.auditDropped))
+		}
+		mw = append(mw, proxy.Audited(sh.auditSink, opts...))
+	}
+	mw = append(mw, proxy.Validated(
+		proxy.WithMaxDataSize(int(g.cfg.Server.MaxBodyBytes)),
+		proxy.WithMaxDepth(g.cfg.Server.MaxJSONDepth),
+	))
 	if bh := sc.Bulkhead; bh != nil {
 		mw = append(mw, proxy.Bulkhead(bulkhead.New(bh.Limit, bulkhead.WithMaxWait(bh.MaxWait)), proxy.KeyByService))
 	}
@@ -138,15 +219,52 @@ func (g *gateway) buildService(name string, sc *serviceConfig, _ *sharedLayers) 
 			retry.WithMaxAttempts(r.Attempts),
 			retry.WithBackoff(r.InitialBackoff, r.MaxBackoff, 2),
 			retry.WithBudget(r.Budget, r.BudgetReserve),
+			retry.WithOnRetry(func(int, error, time.Duration) { sh.metrics.RecordRetry(name) }),
 		)))
 	}
+	if bc := sc.Breaker; bc != nil {
+		opts := []breaker.Option{
+			breaker.WithName(name),
+			breaker.WithConsecutiveFailures(bc.ConsecutiveFailures),
+			breaker.WithInterval(bc.Window),
+			breaker.WithCooldown(bc.OpenTimeout),
+			breaker.WithHalfOpenProbes(bc.HalfOpenProbes),
+		}
+		if bc.FailureRatio > 0 {
+			opts = append(opts, breaker.WithFailureRatio(bc.FailureRatio, bc.MinRequests))
+		}
+		s.breaker = breaker.New(opts...)
+		sh.metrics.SetBreakerState(name, metrics.BreakerClosed)
+		cancelBreaker := s.breaker.Subscribe(func(ev breaker.Event) { g.onBreakerEvent(sh, name, ev) })
+		g.closers = append(g.closers, closerFunc(func() error { cancelBreaker(); return nil }))
+		mw = append(mw, proxy.Breaker(s.breaker))
+	}
+	mw = append(mw, proxy.Timeout(sc.Timeout))
 	s.svc = proxy.Chain(proxy.Balanced(s.pool), mw...)
 	return s, nil
 }
 
+// onBreakerEvent logs a breaker's change of state, reports it to the
+// metrics and puts it on the event stream.
+func (g *gateway) onBreakerEvent(sh *sharedLayers, service string, ev breaker.Event) {
+	g.log.Info("breaker "+ev.To.String(), "service", service, "from", ev.From.String(), "to", ev.To.String())
+	state := metrics.BreakerClosed
+	switch ev.To {
+	case breaker.Open:
+		state = metrics.BreakerOpen
+	case breaker.HalfOpen:
+		state = metrics.BreakerHalfOpen
+	}
+	sh.metrics.SetBreakerState(service, state)
+	g.hub.publish(event{Type: "breaker", Time: ev.At.UTC(), Data: map[string]string{
+		"service": service, "from": ev.From.String(), "to": ev.To.String(),
+	}})
+}
+
 // onInstanceEvent logs a change in an instance's state and puts it on the
 // event stream.
-func (g *gateway) onInstanceEvent(service string, ev balance.Event) {
+func (g *gateway) onInstanceEvent(sh *sharedLayers, service string, ev balance.Event) {
+	sh.metrics.SetInstanceHealthy(service, ev.Instance, ev.Kind == balance.Up || ev.Kind == balance.Returned)
 	attrs := []any{"service", service, "instance", ev.Instance, "change", ev.Kind.String()}
 	if ev.Err != nil {
 		attrs = append(attrs, "err", ev.Err)
@@ -191,8 +309,15 @@ func (g *gateway) startBackground(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// breakerState names the state of s's breaker, or "" when it has none.
-func (s *serviceEntry) breakerState() string { return "" }
+// breakerState names the state of s's breaker ("closed", "half-open" or
+// "open"), or "" when it has none. Reading it moves an open breaker whose
+// cool-down is over to half-open, and announces that.
+func (s *serviceEntry) breakerState() string {
+	if s.breaker == nil {
+		return ""
+	}
+	return s.breaker.State().String()
+}
 
 // instanceStatuses reports each instance's health as the balancer sees it.
 func (s *serviceEntry) instanceStatuses() []instanceStatus {

@@ -3,31 +3,51 @@ package main
 import (
 	"net/http"
 	"time"
+
+	"github.com/proxykit/proxy/stats"
 )
 
 // statsSnapshot is the proxy's statistics, as /api/v1/stats answers and the
-// event stream sends every second.
+// event stream sends every second. The call figures are those of the
+// in-memory observer that Instrumented feeds, next to the Prometheus one:
+// the same calls, counted by the same outcomes.
 type statsSnapshot struct {
+	Time          time.Time                `json:"time"`
 	UptimeSeconds float64                  `json:"uptime_seconds"`
+	WindowSeconds float64                  `json:"window_seconds"`
 	StreamClients int                      `json:"stream_clients"`
+	AuditDropped  uint64                   `json:"audit_dropped"`
+	Total         stats.ServiceStats       `json:"total"`
 	Services      map[string]*serviceStats `json:"services"`
 }
 
-// serviceStats is one service's figures.
+// serviceStats is one service's figures: its calls (counts by outcome,
+// cache hits and misses, in flight, and over the recent window the rate and
+// latency quantiles) and its health.
 type serviceStats struct {
-	Health serviceHealth `json:"health"`
+	Calls  stats.ServiceStats `json:"calls"`
+	Health serviceHealth      `json:"health"`
 }
 
 // serviceStats returns s's figures.
 func (g *gateway) serviceStats(s *serviceEntry) *serviceStats {
-	return &serviceStats{Health: s.health(true)}
+	calls, ok := g.shared.stats.Service(s.name)
+	if !ok {
+		calls = stats.ServiceStats{Service: s.name}
+	}
+	return &serviceStats{Calls: calls, Health: s.health(true)}
 }
 
 // statsSnapshot gathers the figures of every service.
 func (g *gateway) statsSnapshot() statsSnapshot {
+	all := g.shared.stats.Snapshot()
 	snap := statsSnapshot{
+		Time:          all.Time.UTC(),
 		UptimeSeconds: time.Since(g.started).Seconds(),
+		WindowSeconds: all.Window.Seconds(),
 		StreamClients: g.hub.clients(),
+		AuditDropped:  g.shared.auditDropped.Load(),
+		Total:         all.Total,
 		Services:      map[string]*serviceStats{},
 	}
 	for _, name := range g.names {

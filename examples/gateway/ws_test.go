@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -164,4 +165,51 @@ func TestHub(t *testing.T) {
 	require.NoError(t, <-closed)
 	_, err = h.subscribe()
 	assert.True(t, errors.Is(err, errHubClosed), "subscribe after Close = %v", err)
+}
+
+// TestStreamSeesBreakerOpenAndClose stages a failing instance, watches the
+// breaker open on the stream (and the API answer 503), heals the instance,
+// and watches the breaker go half-open and close again.
+func TestStreamSeesBreakerOpenAndClose(t *testing.T) {
+	tg := startGateway(t, testServer+testAuth(true)+`
+services:
+  flaky:
+    roles: [guest, client, admin]
+    breaker: {consecutive_failures: 3, open_timeout: 100ms, half_open_probes: 1}
+    instances:
+      - {name: flaky-1, demo: order}
+`)
+	c := tg.dialStream(t, adminToken)
+	get := `{"id":"b%d","user_id":"u","data":{"action":"create","currency":"INR","items":[{"sku":"SKU-001","quantity":1,"unit_price":5}]}}`
+	call := func(i int) answer { return tg.process(t, "flaky", clientToken, fmt.Sprintf(get, i)) }
+	breakerTo := func(state string) func(json.RawMessage) bool {
+		return func(d json.RawMessage) bool {
+			var b struct{ Service, To string }
+			return json.Unmarshal(d, &b) == nil && b.Service == "flaky" && b.To == state
+		}
+	}
+
+	require.Equal(t, http.StatusOK, call(0).status)
+	a := tg.do(t, http.MethodPut, "/api/v1/services/flaky/instances/flaky-1/fault", adminToken, `{"error_rate":1}`)
+	require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
+	for i := 1; i <= 3; i++ {
+		a := call(i)
+		require.Equal(t, http.StatusBadGateway, a.status, "call %d: body %s", i, a.body)
+	}
+	a = call(4)
+	require.Equal(t, http.StatusServiceUnavailable, a.status, "body %s", a.body)
+	assert.Equal(t, "circuit_open", a.errorBody(t).Code)
+	waitEvent(t, c, "breaker", breakerTo("open"))
+
+	h := tg.do(t, http.MethodGet, "/api/v1/services/flaky/health", clientToken, "")
+	assert.Equal(t, http.StatusServiceUnavailable, h.status, "an open breaker takes the service down: %s", h.body)
+
+	a = tg.do(t, http.MethodDelete, "/api/v1/services/flaky/instances/flaky-1/fault", adminToken, "")
+	require.Equal(t, http.StatusOK, a.status)
+	// The stats snapshot reads the breaker's state, which turns half-open
+	// once the cool-down is over.
+	waitEvent(t, c, "breaker", breakerTo("half-open"))
+	require.Equal(t, http.StatusOK, call(5).status, "the probe succeeds")
+	waitEvent(t, c, "breaker", breakerTo("closed"))
+	assert.Equal(t, http.StatusOK, call(6).status)
 }
