@@ -171,8 +171,11 @@ func withJSONFallbacks(mux *http.ServeMux) http.Handler {
 		case http.StatusNotFound:
 			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
 		default:
-			// A redirect to the clean form of the path, or the like.
-			mux.ServeHTTP(w, r)
+			// A redirect to the clean form of the path ("//" or "/./"
+			// in it): the mux's status and Location, with a JSON body.
+			loc := probe.header.Get("Location")
+			w.Header().Set("Location", loc)
+			writeJSON(w, probe.status, map[string]string{"location": loc})
 		}
 	})
 }
