@@ -1,0 +1,324 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Sharding: a bound of maxKeys keys is split into up to maxShards shards of
+// at least minShardKeys keys each.
+const (
+	maxShards    = 64
+	minShardKeys = 1024
+)
+
+// mode is what a Limiter decides, fixed by its rate and burst.
+type mode uint8
+
+const (
+	perKey    mode = iota // one token bucket per key
+	admitAll              // rate.Inf: every call is admitted
+	admitNone             // rate 0, burst 0: no call is admitted
+)
+
+// A Limiter limits the rate of calls per key: each key (a user id, a service
+// name, a client address) has a token bucket of its own, holding up to burst
+// tokens and refilled at rate tokens per second, as a [rate.Limiter] does.
+//
+// A Limiter keeps buckets only for the keys it has seen recently and at most
+// [WithMaxKeys] of them, so its memory does not grow with the number of
+// keys. See the package documentation for how buckets are evicted.
+//
+// A Limiter is safe for concurrent use. It starts no goroutines and needs no
+// Close. The zero value is not usable; use [New].
+type Limiter struct {
+	mode    mode
+	limit   rate.Limit
+	burst   int
+	clock   Clock
+	maxWait time.Duration
+	// idle is how long a bucket must go unused before it may be evicted:
+	// the configured idle TTL, raised to the time an emptied bucket takes
+	// to fill up again.
+	idle time.Duration
+
+	seed   maphash.Seed
+	mask   uint64 // len(shards)-1; len(shards) is a power of two
+	shards []shard
+	// cursor picks the shard that an insertion sweeps besides its own, so
+	// that every shard is swept in turn.
+	cursor atomic.Uint64
+}
+
+// New returns a Limiter that admits calls for each key at rate r per second
+// with bursts of up to burst calls. A new or idle key starts with a full
+// bucket.
+//
+// r may be [rate.Inf] (or +Inf), which admits every call whatever burst is
+// and keeps no buckets. A zero r with a zero burst admits no call at all.
+// New panics with a "ratelimit:" message on a negative or NaN r, a negative
+// burst, a zero burst with a nonzero finite r, a zero r with a nonzero burst
+// (a bucket that never refills would be reset by eviction), and on invalid
+// options (see each option). Misconfiguration never admits everything.
+func New(r rate.Limit, burst int, opts ...Option) *Limiter {
+	if math.IsInf(float64(r), 1) {
+		r = rate.Inf
+	}
+	switch {
+	case math.IsNaN(float64(r)) || r < 0:
+		panic(fmt.Sprintf("ratelimit: New with rate %v; want a rate >= 0", float64(r)))
+	case burst < 0:
+		panic(fmt.Sprintf("ratelimit: New with burst %d; want a burst >= 0", burst))
+	case r == 0 && burst != 0:
+		panic(fmt.Sprintf("ratelimit: New with rate 0 and burst %d; a zero rate never refills, use burst 0 to admit nothing", burst))
+	case r != 0 && r != rate.Inf && burst == 0:
+		panic(fmt.Sprintf("ratelimit: New with rate %v and burst 0 would admit nothing; want a burst >= 1", float64(r)))
+	}
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		if opt == nil {
+			panic("ratelimit: New with a nil Option")
+		}
+		opt(&cfg)
+	}
+	switch {
+	case cfg.clock == nil:
+		panic("ratelimit: WithClock(nil)")
+	case cfg.maxKeys < 1:
+		panic(fmt.Sprintf("ratelimit: WithMaxKeys(%d); want at least 1", cfg.maxKeys))
+	case cfg.idleTTL < 0:
+		panic(fmt.Sprintf("ratelimit: WithIdleTTL(%v); want a duration >= 0", cfg.idleTTL))
+	case cfg.maxWait < 0:
+		panic(fmt.Sprintf("ratelimit: WithMaxWait(%v); want a duration >= 0", cfg.maxWait))
+	}
+
+	l := &Limiter{
+		limit:   r,
+		burst:   burst,
+		clock:   cfg.clock,
+		maxWait: cfg.maxWait,
+	}
+	switch r {
+	case rate.Inf:
+		l.mode = admitAll
+		return l
+	case 0:
+		l.mode = admitNone
+		return l
+	}
+
+	// An unused bucket was last left holding at least -maxWait*r tokens (a
+	// reservation waits at most maxWait), so after burst/r + maxWait it is
+	// full again and a new bucket would behave exactly like it.
+	l.idle = cfg.idleTTL
+	fill := math.Ceil(float64(burst)/float64(r)*float64(time.Second)) + float64(cfg.maxWait)
+	if fill >= float64(math.MaxInt64) {
+		l.idle = rate.InfDuration
+	} else {
+		l.idle = max(l.idle, time.Duration(fill))
+	}
+
+	n := 1
+	for n < maxShards && 2*n*minShardKeys <= cfg.maxKeys {
+		n *= 2
+	}
+	l.seed = maphash.MakeSeed()
+	l.mask = uint64(n - 1)
+	l.shards = make([]shard, n)
+	for i := range l.shards {
+		capacity := cfg.maxKeys / n
+		if i < cfg.maxKeys%n {
+			capacity++
+		}
+		l.shards[i].init(capacity)
+	}
+	return l
+}
+
+// Allow reports whether a call for key may happen now, and if so spends a
+// token of key's bucket. It never blocks on the rate (only, briefly, on a
+// lock). Allow on a key with a bucket does not allocate.
+func (l *Limiter) Allow(key string) bool {
+	if l.mode != perKey {
+		return l.mode == admitAll
+	}
+	now := l.clock.Now()
+	s := l.shard(key)
+	s.mu.Lock()
+	b, inserted := l.bucket(s, key, now)
+	ok := b.lim.AllowN(now, 1)
+	s.mu.Unlock()
+	if inserted {
+		l.sweepNext(now)
+	}
+	return ok
+}
+
+// Take is [Limiter.Allow] that also says how long to wait when it rejects.
+// It spends a token of key's bucket and reports true when one is available;
+// otherwise it spends nothing and returns false and the time until a token
+// will be, rounded up to the nanosecond. A Limiter that admits nothing
+// returns [rate.InfDuration].
+func (l *Limiter) Take(key string) (ok bool, retryAfter time.Duration) {
+	switch l.mode {
+	case admitAll:
+		return true, 0
+	case admitNone:
+		return false, rate.InfDuration
+	}
+	now := l.clock.Now()
+	s := l.shard(key)
+	s.mu.Lock()
+	b, inserted := l.bucket(s, key, now)
+	ok = b.lim.AllowN(now, 1)
+	if !ok {
+		retryAfter = l.wait(b.lim.TokensAt(now))
+	}
+	s.mu.Unlock()
+	if inserted {
+		l.sweepNext(now)
+	}
+	return ok, retryAfter
+}
+
+// Limit is [Limiter.Take] that may wait for a token, up to the
+// [WithMaxWait] bound (zero by default: no waiting).
+//
+// Limit first returns ctx.Err() if ctx is already done. When key's bucket
+// has a token, Limit spends it and returns true at once. When the next token
+// is due within the bound and before ctx's deadline (measured on the
+// Limiter's clock), Limit reserves it, waits for it and returns true. When
+// it is due later, Limit reserves nothing and returns false and the time
+// until it is due, at once, without waiting. When ctx is done during the
+// wait, Limit cancels the reservation, so the token goes to later callers,
+// and returns false, 0 and ctx.Err().
+//
+// Limit never fails for another reason; its error result lets it satisfy
+// interfaces, such as proxy.Limiter, that limiters over a network also
+// implement.
+func (l *Limiter) Limit(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err
+	}
+	switch l.mode {
+	case admitAll:
+		return true, 0, nil
+	case admitNone:
+		return false, rate.InfDuration, nil
+	}
+	now := l.clock.Now()
+	maxWait := l.maxWait
+	if deadline, has := ctx.Deadline(); has {
+		maxWait = min(maxWait, deadline.Sub(now))
+	}
+	s := l.shard(key)
+	s.mu.Lock()
+	b, inserted := l.bucket(s, key, now)
+	var res *rate.Reservation
+	if !b.lim.AllowN(now, 1) {
+		retryAfter = l.wait(b.lim.TokensAt(now))
+		if retryAfter <= maxWait {
+			res = b.lim.ReserveN(now, 1)
+		}
+	}
+	s.mu.Unlock()
+	if inserted {
+		l.sweepNext(now)
+	}
+	switch {
+	case retryAfter == 0:
+		return true, 0, nil
+	case res == nil:
+		return false, retryAfter, nil
+	}
+
+	delay := res.DelayFrom(now)
+	if delay <= 0 {
+		return true, 0, nil
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true, 0, nil
+	case <-ctx.Done():
+		now := l.clock.Now()
+		s.mu.Lock()
+		res.CancelAt(now)
+		s.mu.Unlock()
+		return false, 0, ctx.Err()
+	}
+}
+
+// Len returns the number of keys the Limiter holds buckets for. It never
+// exceeds the [WithMaxKeys] bound. Idle buckets are evicted lazily, by later
+// calls that add a key, so Len may count some that are idle but not yet
+// evicted. A Limiter whose rate is [rate.Inf] or zero holds none.
+func (l *Limiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.buckets)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// shard returns the shard that holds key's bucket.
+func (l *Limiter) shard(key string) *shard {
+	if l.mask == 0 {
+		return &l.shards[0]
+	}
+	return &l.shards[maphash.String(l.seed, key)&l.mask]
+}
+
+// bucket returns key's bucket in s, used at now, adding a full one when
+// there is none; inserted reports whether it did. When it adds one, it first
+// evicts s's idle buckets and then, if s is still full, its least recently
+// used one. s.mu must be held.
+func (l *Limiter) bucket(s *shard, key string, now time.Time) (b *bucket, inserted bool) {
+	if b, ok := s.buckets[key]; ok {
+		s.touch(b, now)
+		return b, false
+	}
+	s.evictIdle(now, l.idle)
+	if len(s.buckets) >= s.capacity {
+		s.remove(s.root.prev)
+	}
+	key = strings.Clone(key) // do not pin the memory the caller's key lives in
+	b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst), lastUsed: now}
+	s.buckets[key] = b
+	s.pushFront(b)
+	return b, true
+}
+
+// sweepNext evicts the idle buckets of the next shard in turn, so that a
+// shard whose keys all went quiet is emptied by insertions in other shards.
+// It must be called with no shard locked.
+func (l *Limiter) sweepNext(now time.Time) {
+	if l.mask == 0 {
+		return // the insertion swept the only shard
+	}
+	s := &l.shards[l.cursor.Add(1)&l.mask]
+	s.mu.Lock()
+	s.evictIdle(now, l.idle)
+	s.mu.Unlock()
+}
+
+// wait returns how long a bucket holding tokens (fewer than one) takes to
+// hold one, rounded up.
+func (l *Limiter) wait(tokens float64) time.Duration {
+	d := math.Ceil((1 - tokens) / float64(l.limit) * float64(time.Second))
+	if d >= float64(math.MaxInt64) {
+		return rate.InfDuration
+	}
+	return time.Duration(d)
+}
