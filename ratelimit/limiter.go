@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +50,19 @@ type Limiter struct {
 	// to fill up again.
 	idle time.Duration
 
-	seed   maphash.Seed
-	mask   uint64 // len(shards)-1; len(shards) is a power of two
-	shards []shard
+	// resolution is how precisely a bucket records when it was last used:
+	// recording each use would make every call write to shared memory.
+	resolution time.Duration
+	// epoch is the clock's time at New; buckets record times as offsets
+	// from it.
+	epoch time.Time
+
+	// buckets maps each key to its *bucket. Lookups take no lock; a key's
+	// bucket is added and removed only under its shard's mutex.
+	buckets sync.Map
+	seed    maphash.Seed
+	mask    uint64 // len(shards)-1; len(shards) is a power of two
+	shards  []shard
 	// cursor picks the shard that an insertion sweeps besides its own, so
 	// that every shard is swept in turn.
 	cursor atomic.Uint64
@@ -125,6 +136,9 @@ func New(r rate.Limit, burst int, opts ...Option) *Limiter {
 		l.idle = max(l.idle, time.Duration(fill))
 	}
 
+	l.resolution = min(time.Second, l.idle/16)
+	l.epoch = cfg.clock.Now()
+
 	n := 1
 	for n < maxShards && 2*n*minShardKeys <= cfg.maxKeys {
 		n *= 2
@@ -137,7 +151,7 @@ func New(r rate.Limit, burst int, opts ...Option) *Limiter {
 		if i < cfg.maxKeys%n {
 			capacity++
 		}
-		l.shards[i].init(capacity)
+		l.shards[i].capacity = capacity
 	}
 	return l
 }
@@ -150,15 +164,13 @@ func (l *Limiter) Allow(key string) bool {
 		return l.mode == admitAll
 	}
 	now := l.clock.Now()
-	s := l.shard(key)
-	s.mu.Lock()
-	b, inserted := l.bucket(s, key, now)
-	ok := b.lim.AllowN(now, 1)
-	s.mu.Unlock()
-	if inserted {
-		l.sweepNext(now)
+	for {
+		b := l.bucket(key, now)
+		ok := b.lim.AllowN(now, 1)
+		if !b.dead.Load() || !l.gone(b) {
+			return ok
+		}
 	}
-	return ok
 }
 
 // Take is [Limiter.Allow] that also says how long to wait when it rejects.
@@ -174,18 +186,23 @@ func (l *Limiter) Take(key string) (ok bool, retryAfter time.Duration) {
 		return false, rate.InfDuration
 	}
 	now := l.clock.Now()
-	s := l.shard(key)
-	s.mu.Lock()
-	b, inserted := l.bucket(s, key, now)
-	ok = b.lim.AllowN(now, 1)
-	if !ok {
-		retryAfter = l.wait(b.lim.TokensAt(now))
+	for {
+		b := l.bucket(key, now)
+		ok := b.lim.AllowN(now, 1)
+		var tokens float64
+		if !ok {
+			tokens = b.lim.TokensAt(now)
+		}
+		switch {
+		case b.dead.Load() && l.gone(b):
+			continue // decide again on the key's new bucket
+		case ok:
+			return true, 0
+		case tokens < 1:
+			return false, l.wait(tokens)
+		}
+		// A cancelled wait gave a token back after AllowN: try again.
 	}
-	s.mu.Unlock()
-	if inserted {
-		l.sweepNext(now)
-	}
-	return ok, retryAfter
 }
 
 // Limit is [Limiter.Take] that may wait for a token, up to the
@@ -214,32 +231,44 @@ func (l *Limiter) Limit(ctx context.Context, key string) (ok bool, retryAfter ti
 		return false, rate.InfDuration, nil
 	}
 	now := l.clock.Now()
-	maxWait := l.maxWait
-	if deadline, has := ctx.Deadline(); has {
-		maxWait = min(maxWait, deadline.Sub(now))
-	}
-	s := l.shard(key)
-	s.mu.Lock()
-	b, inserted := l.bucket(s, key, now)
-	var res *rate.Reservation
-	if !b.lim.AllowN(now, 1) {
-		retryAfter = l.wait(b.lim.TokensAt(now))
-		if retryAfter <= maxWait {
+	for {
+		b := l.bucket(key, now)
+		if b.lim.AllowN(now, 1) {
+			if b.dead.Load() && l.gone(b) {
+				continue
+			}
+			return true, 0, nil
+		}
+		tokens := b.lim.TokensAt(now)
+		maxWait := l.maxWait
+		if deadline, has := ctx.Deadline(); has {
+			maxWait = min(maxWait, deadline.Sub(now))
+		}
+		var res *rate.Reservation
+		if retryAfter = l.wait(tokens); tokens < 1 && retryAfter <= maxWait {
 			res = b.lim.ReserveN(now, 1)
 		}
+		switch {
+		case b.dead.Load() && l.gone(b):
+			continue // decide again on the key's new bucket
+		case tokens >= 1:
+			continue // a cancelled wait gave a token back after AllowN
+		case res == nil:
+			return false, retryAfter, nil
+		}
+		delay := res.DelayFrom(now)
+		if delay > maxWait {
+			// Calls since TokensAt took the token this one would wait for.
+			res.CancelAt(now)
+			return false, delay, nil
+		}
+		return l.await(ctx, res, delay)
 	}
-	s.mu.Unlock()
-	if inserted {
-		l.sweepNext(now)
-	}
-	switch {
-	case retryAfter == 0:
-		return true, 0, nil
-	case res == nil:
-		return false, retryAfter, nil
-	}
+}
 
-	delay := res.DelayFrom(now)
+// await waits delay for the reservation res to come due, or for ctx to be
+// done, in which case it cancels res.
+func (l *Limiter) await(ctx context.Context, res *rate.Reservation, delay time.Duration) (ok bool, retryAfter time.Duration, err error) {
 	if delay <= 0 {
 		return true, 0, nil
 	}
@@ -249,10 +278,7 @@ func (l *Limiter) Limit(ctx context.Context, key string) (ok bool, retryAfter ti
 	case <-timer.C:
 		return true, 0, nil
 	case <-ctx.Done():
-		now := l.clock.Now()
-		s.mu.Lock()
-		res.CancelAt(now)
-		s.mu.Unlock()
+		res.CancelAt(l.clock.Now())
 		return false, 0, ctx.Err()
 	}
 }
@@ -266,51 +292,127 @@ func (l *Limiter) Len() int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.buckets)
+		n += s.n
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// shard returns the shard that holds key's bucket.
+// bucket returns key's bucket, recording a use at now, and adds a full one
+// if the key has none.
+func (l *Limiter) bucket(key string, now time.Time) *bucket {
+	at := now.Sub(l.epoch)
+	if v, ok := l.buckets.Load(key); ok {
+		b := v.(*bucket)
+		b.touch(at, l.resolution)
+		return b
+	}
+	return l.insert(key, now)
+}
+
+// insert adds a bucket for key, unless another call just did. It first
+// evicts the idle buckets of the key's shard and then, if the shard is still
+// full, the bucket that the eviction hand finds unused; afterwards it sweeps
+// the next shard in turn, so that a shard whose keys all went quiet is
+// emptied by insertions in other shards.
+func (l *Limiter) insert(key string, now time.Time) *bucket {
+	at := now.Sub(l.epoch)
+	s := l.shard(key)
+	s.mu.Lock()
+	if v, ok := l.buckets.Load(key); ok {
+		s.mu.Unlock()
+		b := v.(*bucket)
+		b.touch(at, l.resolution)
+		return b
+	}
+	l.sweep(s, now)
+	if s.n >= s.capacity {
+		l.evictUnused(s)
+	}
+	key = strings.Clone(key) // do not pin the memory the caller's key lives in
+	b := &bucket{lim: rate.NewLimiter(l.limit, l.burst), shard: s, key: key}
+	b.lastUsed.Store(int64(at))
+	l.buckets.Store(key, b)
+	s.push(b)
+	s.mu.Unlock()
+
+	if l.mask != 0 {
+		next := &l.shards[l.cursor.Add(1)&l.mask]
+		next.mu.Lock()
+		l.sweep(next, now)
+		next.mu.Unlock()
+	}
+	return b
+}
+
+// sweep evicts the buckets of s that are idle and full, if s was last swept
+// at least a resolution ago: each bucket is looked at once per resolution at
+// most, and only by calls that add a key, which pay for it. s.mu must be
+// held.
+func (l *Limiter) sweep(s *shard, now time.Time) {
+	at := int64(now.Sub(l.epoch))
+	if d := at - s.swept; l.idle == rate.InfDuration || d >= 0 && d < int64(l.resolution) {
+		return
+	}
+	s.swept = at
+	var prev *bucket
+	for b := s.head; b != nil; {
+		next := b.next
+		if time.Duration(at-b.lastUsed.Load()) >= l.idle && l.evictIfFull(b, now) {
+			s.unlink(prev, b)
+		} else {
+			prev = b
+		}
+		b = next
+	}
+}
+
+// evictIfFull evicts b if it holds a full bucket of tokens at now, so that
+// the new bucket its key gets next is no different. b's shard's mutex must be
+// held.
+func (l *Limiter) evictIfFull(b *bucket, now time.Time) bool {
+	b.dead.Store(true) // before TokensAt: see the type bucket
+	if b.lim.TokensAt(now) < float64(l.burst) {
+		b.dead.Store(false)
+		return false
+	}
+	l.buckets.Delete(b.key)
+	return true
+}
+
+// evictUnused evicts a bucket of s to make room, the first the eviction hand
+// finds unused since it last passed: an approximation of the least recently
+// used one (the CLOCK algorithm). The bucket is evicted whatever it holds.
+// s.mu must be held.
+func (l *Limiter) evictUnused(s *shard) {
+	for passes := 2 * s.n; ; passes-- {
+		b := s.head
+		s.unlink(nil, b)
+		if b.used.Load() && passes > 0 {
+			b.used.Store(false)
+			s.push(b)
+			continue
+		}
+		b.dead.Store(true)
+		l.buckets.Delete(b.key)
+		return
+	}
+}
+
+// gone waits for an eviction of b in progress to finish and reports whether
+// b was evicted. Call it when b.dead is set.
+func (l *Limiter) gone(b *bucket) bool {
+	b.shard.mu.Lock()
+	defer b.shard.mu.Unlock()
+	return b.dead.Load()
+}
+
+// shard returns the shard that keeps the books on key's bucket.
 func (l *Limiter) shard(key string) *shard {
 	if l.mask == 0 {
 		return &l.shards[0]
 	}
 	return &l.shards[maphash.String(l.seed, key)&l.mask]
-}
-
-// bucket returns key's bucket in s, used at now, adding a full one when
-// there is none; inserted reports whether it did. When it adds one, it first
-// evicts s's idle buckets and then, if s is still full, its least recently
-// used one. s.mu must be held.
-func (l *Limiter) bucket(s *shard, key string, now time.Time) (b *bucket, inserted bool) {
-	if b, ok := s.buckets[key]; ok {
-		s.touch(b, now)
-		return b, false
-	}
-	s.evictIdle(now, l.idle)
-	if len(s.buckets) >= s.capacity {
-		s.remove(s.root.prev)
-	}
-	key = strings.Clone(key) // do not pin the memory the caller's key lives in
-	b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst), lastUsed: now}
-	s.buckets[key] = b
-	s.pushFront(b)
-	return b, true
-}
-
-// sweepNext evicts the idle buckets of the next shard in turn, so that a
-// shard whose keys all went quiet is emptied by insertions in other shards.
-// It must be called with no shard locked.
-func (l *Limiter) sweepNext(now time.Time) {
-	if l.mask == 0 {
-		return // the insertion swept the only shard
-	}
-	s := &l.shards[l.cursor.Add(1)&l.mask]
-	s.mu.Lock()
-	s.evictIdle(now, l.idle)
-	s.mu.Unlock()
 }
 
 // wait returns how long a bucket holding tokens (fewer than one) takes to

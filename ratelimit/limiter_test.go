@@ -147,7 +147,9 @@ func TestLimiterFixedDecisions(t *testing.T) {
 // TestLimiterConcurrentAdmitsAtRate has 1000 goroutines try, at each step of
 // a fake clock, to get a token at 100/s with bursts of 10. Over 10s a key
 // can admit at most 10 + 10*100 = 1010 calls, and all of them unless
-// floating-point rounding loses a token here and there.
+// floating-point rounding loses a token here and there. One goroutine in ten
+// brings a new key at each step, so that shards are swept while the others
+// use their buckets.
 func TestLimiterConcurrentAdmitsAtRate(t *testing.T) {
 	const (
 		goroutines = 1000
@@ -156,12 +158,23 @@ func TestLimiterConcurrentAdmitsAtRate(t *testing.T) {
 		maxAdmits  = 10 + 100*10
 		minAdmits  = maxAdmits * 99 / 100
 	)
-	for _, keys := range []int{1, 8} {
-		t.Run(fmt.Sprintf("%d keys", keys), func(t *testing.T) {
+	tests := []struct {
+		name string
+		keys int
+		opts []ratelimit.Option
+	}{
+		{"one key", 1, nil},
+		{"8 keys", 8, nil},
+		// Every bucket is idle and full at each step, so each sweep evicts
+		// the buckets that the goroutines are about to use.
+		{"8 keys evicted whenever full", 8, []ratelimit.Option{ratelimit.WithIdleTTL(0), ratelimit.WithMaxKeys(1000)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.New(t0)
-			lim := ratelimit.New(100, 10, ratelimit.WithClock(clk))
+			lim := ratelimit.New(100, 10, append(tt.opts, ratelimit.WithClock(clk))...)
 			calls := []string{"Allow", "Take", "Limit"}
-			admitted := make([]atomic.Int64, keys)
+			admitted := make([]atomic.Int64, tt.keys)
 			gates := make([]chan struct{}, steps+1) // closed one by one to start each step
 			for i := range gates {
 				gates[i] = make(chan struct{})
@@ -169,12 +182,14 @@ func TestLimiterConcurrentAdmitsAtRate(t *testing.T) {
 			var done sync.WaitGroup // one Done per goroutine per step
 			var exited sync.WaitGroup
 			for g := range goroutines {
-				key, call := "key"+strconv.Itoa(g%keys), calls[g%len(calls)]
+				call := calls[g%len(calls)]
 				exited.Go(func() {
-					for _, gate := range gates {
+					for i, gate := range gates {
 						<-gate
-						if ok, _ := limiterCall(t, lim, call, key); ok {
-							admitted[g%keys].Add(1)
+						if g%10 == 9 {
+							limiterCall(t, lim, call, fmt.Sprintf("new-%d-%d", i, g))
+						} else if ok, _ := limiterCall(t, lim, call, "key"+strconv.Itoa(g%tt.keys)); ok {
+							admitted[g%tt.keys].Add(1)
 						}
 						done.Done()
 					}
@@ -212,15 +227,17 @@ func TestLimiterEvictsIdleKeys(t *testing.T) {
 		t.Fatalf("Len() after %d keys = %d, want %d", keys, got, keys)
 	}
 
-	clk.Advance(ratelimit.DefaultIdleTTL - time.Nanosecond)
+	// Shards are swept at most once a second (1/16 of the idle TTL, at most
+	// a second), by calls that add keys.
+	clk.Advance(ratelimit.DefaultIdleTTL - time.Second)
 	for i := range 100 {
 		lim.Allow("early" + strconv.Itoa(i))
 	}
 	if got, want := lim.Len(), keys+100; got != want {
-		t.Fatalf("Len() just before the idle TTL = %d, want %d (nothing evicted yet)", got, want)
+		t.Fatalf("Len() a second before the idle TTL = %d, want %d (nothing evicted yet)", got, want)
 	}
 
-	clk.Advance(time.Nanosecond)
+	clk.Advance(time.Second)
 	for i := range 100 {
 		lim.Allow("late" + strconv.Itoa(i))
 	}
@@ -278,43 +295,51 @@ func TestLimiterEvictsLeastRecentlyUsed(t *testing.T) {
 // it is full again, however short the idle TTL, so that an evicted key
 // behaves exactly as if it had kept its bucket.
 func TestLimiterEvictionIsInvisible(t *testing.T) {
-	clk := clocktest.New(t0)
-	// 1 token/s, bursts of 3: an empty bucket is full again after 3s. A
-	// bound under 2048 keys makes one shard, which every insertion sweeps.
-	evicting := ratelimit.New(1, 3, ratelimit.WithClock(clk), ratelimit.WithIdleTTL(0), ratelimit.WithMaxKeys(100))
-	keeping := ratelimit.New(1, 3, ratelimit.WithClock(clk), ratelimit.WithIdleTTL(time.Hour))
-	both := func(key string) (bool, time.Duration) {
-		t.Helper()
-		ok, retryAfter := evicting.Take(key)
-		okKept, retryAfterKept := keeping.Take(key)
-		if ok != okKept || retryAfter != retryAfterKept {
-			t.Fatalf("Take(%q) at +%v = %v, %v after eviction, want %v, %v as without",
-				key, clk.Now().Sub(t0), ok, retryAfter, okKept, retryAfterKept)
-		}
-		return ok, retryAfter
+	tests := []struct {
+		name        string
+		after       time.Duration // from alice's last call to bob's first
+		wantEvicted bool
+	}{
+		{"not yet full", 2999 * time.Millisecond, false},
+		{"full again", 3 * time.Second, true},
 	}
-	for range 3 {
-		both("alice")
-	}
-	if ok, _ := both("alice"); ok {
-		t.Fatal(`Take("alice") after its burst = true, want false`)
-	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktest.New(t0)
+			// 1 token/s, bursts of 3: an empty bucket is full again after
+			// 3s. A bound under 2048 keys makes one shard, which every
+			// insertion sweeps (at most once per 1/16 of the idle time).
+			evicting := ratelimit.New(1, 3, ratelimit.WithClock(clk), ratelimit.WithIdleTTL(0), ratelimit.WithMaxKeys(100))
+			keeping := ratelimit.New(1, 3, ratelimit.WithClock(clk), ratelimit.WithIdleTTL(time.Hour))
+			both := func(key string) bool {
+				t.Helper()
+				ok, retryAfter := evicting.Take(key)
+				okKept, retryAfterKept := keeping.Take(key)
+				if ok != okKept || retryAfter != retryAfterKept {
+					t.Fatalf("Take(%q) at +%v = %v, %v with eviction, want %v, %v as without",
+						key, clk.Now().Sub(t0), ok, retryAfter, okKept, retryAfterKept)
+				}
+				return ok
+			}
+			for i := range 4 {
+				if got, want := both("alice"), i < 3; got != want {
+					t.Fatalf("Take(\"alice\") #%d = %v, want %v", i+1, got, want)
+				}
+			}
 
-	clk.Advance(2999 * time.Millisecond)
-	evicting.Allow("bob") // a new key sweeps the idle buckets
-	if got := evicting.Len(); got != 2 {
-		t.Fatalf("Len() 2.999s after alice's last call = %d, want 2 (alice's bucket is not full yet)", got)
-	}
-	clk.Advance(time.Millisecond)
-	evicting.Allow("carol")
-	if got := evicting.Len(); got != 2 {
-		t.Fatalf("Len() 3s after alice's last call = %d, want 2 (alice evicted, bob and carol kept)", got)
-	}
-	for i := range 4 {
-		ok, _ := both("alice")
-		if want := i < 3; ok != want {
-			t.Fatalf("Take(\"alice\") #%d after eviction = %v, want %v", i+1, ok, want)
-		}
+			clk.Advance(tt.after)
+			evicting.Allow("bob") // a new key sweeps the idle buckets
+			wantLen := 2
+			if tt.wantEvicted {
+				wantLen = 1
+			}
+			if got := evicting.Len(); got != wantLen {
+				t.Fatalf("Len() %v after alice's last call = %d, want %d", tt.after, got, wantLen)
+			}
+			for range 4 {
+				both("alice")
+			}
+		})
 	}
 }
 

@@ -2,77 +2,86 @@ package ratelimit
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// A bucket is one key's token bucket and its place in its shard's recency
-// list.
+// A bucket is one key's token bucket.
+//
+// The decisions find a bucket in the Limiter's map without a lock, so a
+// bucket may be evicted while a call is using it. Eviction marks the bucket
+// dead before it checks that the bucket is full, and a call checks the mark
+// after it has spent a token; whichever comes second sees the other (the
+// limiter's mutex orders them). A call that finds the mark waits for the
+// eviction to finish (under the shard's mutex) and, if the bucket is gone,
+// decides again on the key's new bucket, so no token is lost with an evicted
+// bucket.
 type bucket struct {
-	key string
 	lim *rate.Limiter
-	// The fields below are guarded by the mutex of the bucket's shard.
-	lastUsed   time.Time // latest time the bucket was used; never moves back
-	prev, next *bucket   // neighbours in the recency list
+	// lastUsed is the clock's time of the last use, in nanoseconds since the
+	// Limiter's epoch, recorded to within the Limiter's resolution.
+	lastUsed atomic.Int64
+	// used reports whether the bucket was used since the eviction hand last
+	// passed it.
+	used atomic.Bool
+	// dead reports whether the bucket is being evicted, or was.
+	dead atomic.Bool
+
+	// The fields below are set at creation or guarded by shard.mu.
+	shard *shard
+	key   string
+	next  *bucket // the next bucket in the shard's queue
 }
 
-// A shard holds the buckets of the keys that hash to it.
+// touch records a use at now.
+func (b *bucket) touch(now, resolution time.Duration) {
+	if d := int64(now) - b.lastUsed.Load(); d > 0 && d >= int64(resolution) {
+		b.lastUsed.Store(int64(now))
+	}
+	if !b.used.Load() {
+		b.used.Store(true)
+	}
+}
+
+// A shard keeps the books on the buckets of the keys that hash to it: how
+// many there are, and the queue that the eviction hand walks.
 type shard struct {
-	// mu guards the fields below, the buckets' lastUsed and list links, and
-	// every call on the buckets' limiters, so that a decision and the
-	// eviction of its bucket never interleave.
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	// root is the sentinel of the recency list: root.next is the most
-	// recently used bucket and root.prev the least recently used one.
-	root bucket
-	// capacity is the number of buckets the shard may hold.
-	capacity int
+	// mu guards the fields below, the insertion and eviction of the shard's
+	// buckets, and the fields of its buckets that say so.
+	mu sync.Mutex
+	// head and tail are the ends of the queue of the shard's buckets: the
+	// eviction hand takes buckets from the head and sends those it spares
+	// to the tail.
+	head, tail *bucket
+	n          int   // the number of buckets
+	capacity   int   // the number of buckets the shard may hold
+	swept      int64 // when the shard was last swept, as bucket.lastUsed
 
 	_ [64]byte // keeps neighbouring shards' mutexes off one cache line
 }
 
-func (s *shard) init(capacity int) {
-	s.buckets = make(map[string]*bucket)
-	s.root.next = &s.root
-	s.root.prev = &s.root
-	s.capacity = capacity
-}
-
-// touch records a use of b at now and makes b the most recently used bucket.
-func (s *shard) touch(b *bucket, now time.Time) {
-	if now.After(b.lastUsed) {
-		b.lastUsed = now
+func (s *shard) push(b *bucket) {
+	if s.tail == nil {
+		s.head = b
+	} else {
+		s.tail.next = b
 	}
-	if s.root.next == b {
-		return
+	s.tail = b
+	s.n++
+}
+
+// unlink removes b, which follows prev (nil for the head), from the queue.
+func (s *shard) unlink(prev, b *bucket) {
+	if prev == nil {
+		s.head = b.next
+	} else {
+		prev.next = b.next
 	}
-	b.prev.next = b.next
-	b.next.prev = b.prev
-	s.pushFront(b)
-}
-
-func (s *shard) pushFront(b *bucket) {
-	b.prev = &s.root
-	b.next = s.root.next
-	s.root.next.prev = b
-	s.root.next = b
-}
-
-func (s *shard) remove(b *bucket) {
-	b.prev.next = b.next
-	b.next.prev = b.prev
-	b.prev, b.next = nil, nil
-	delete(s.buckets, b.key)
-}
-
-// evictIdle evicts, least recently used first, the buckets unused for at
-// least idle. It stops at the first bucket used more recently, so its cost
-// is one comparison plus the buckets it evicts: each bucket is evicted once,
-// which amortises the sweep over the insertions.
-func (s *shard) evictIdle(now time.Time, idle time.Duration) {
-	for b := s.root.prev; b != &s.root && now.Sub(b.lastUsed) >= idle; b = s.root.prev {
-		s.remove(b)
+	if s.tail == b {
+		s.tail = prev
 	}
+	b.next = nil
+	s.n--
 }
