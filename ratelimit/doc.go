@@ -29,23 +29,25 @@
 // A Limiter holds a bucket only for keys seen recently, and at most
 // [WithMaxKeys] of them ([DefaultMaxKeys] by default). A bucket unused for
 // the [WithIdleTTL] ([DefaultIdleTTL] by default) is evicted, but never
-// before it would be full again (burst/rate, plus the WithMaxWait bound,
-// after its last use), so eviction is invisible: an evicted key gets a new
-// full bucket, exactly as the old one would have been. Eviction is lazy and
-// amortised: a call that adds a key evicts the idle buckets of its own shard
-// and of one other shard, taken in turn, each bucket once. When a key
-// arrives and the bound is reached with nothing idle, the least recently
-// used bucket (of the key's shard, for bounds over 2047 keys) is evicted,
-// which resets that key's bucket to full: size the bound above the number
-// of keys active within the idle TTL.
+// before it is full again (burst/rate, plus the WithMaxWait bound, after its
+// last use), so eviction is invisible: an evicted key gets a new full
+// bucket, exactly what the old one held. Eviction is lazy and amortised: a
+// call that adds a key sweeps the idle buckets out of its own shard and out
+// of one other shard, taken in turn, each shard at most once per 1/16 of the
+// idle time (at most once a second). When a key arrives and the bound is
+// reached, a bucket unused lately is evicted (the CLOCK approximation of
+// the least recently used one), which resets that key's bucket to full:
+// size the bound above the number of keys active within the idle TTL.
 //
 // # Concurrency and time
 //
-// A Limiter is safe for concurrent use. Keys are spread over up to 64 shards
-// with a mutex each, so calls for different keys rarely contend; Allow and
-// Take on a key with a bucket take two uncontended locks and allocate
-// nothing. No goroutine is started: buckets refill lazily, computed from
-// the time of each call, as in x/time/rate.
+// A Limiter is safe for concurrent use. A call finds its key's bucket
+// without taking a lock (in a [sync.Map]), and takes only the lock inside
+// the bucket's [rate.Limiter], so calls for different keys do not contend
+// and Allow on a key with a bucket allocates nothing. Adding and evicting
+// buckets happens under the mutex of one of up to 64 shards. No goroutine is
+// started: buckets refill lazily, computed from the time of each call, as in
+// x/time/rate.
 //
 // The Limiter reads time from a [Clock] ([WithClock]; the wall clock by
 // default) and passes it to x/time/rate, so tests of decisions use a fake

@@ -157,7 +157,7 @@ func New(r rate.Limit, burst int, opts ...Option) *Limiter {
 }
 
 // Allow reports whether a call for key may happen now, and if so spends a
-// token of key's bucket. It never blocks on the rate (only, briefly, on a
+// token of key's bucket. It never waits for the rate (only, briefly, for a
 // lock). Allow on a key with a bucket does not allocate.
 func (l *Limiter) Allow(key string) bool {
 	if l.mode != perKey {
@@ -416,9 +416,11 @@ func (l *Limiter) shard(key string) *shard {
 }
 
 // wait returns how long a bucket holding tokens (fewer than one) takes to
-// hold one, rounded up.
+// hold one, rounded up to the nanosecond. The rounding ignores the last
+// bits of floating-point noise, so that 0.999 tokens at 1/s wait 1ms, not
+// 1.000001ms.
 func (l *Limiter) wait(tokens float64) time.Duration {
-	d := math.Ceil((1 - tokens) / float64(l.limit) * float64(time.Second))
+	d := math.Ceil((1 - tokens) / float64(l.limit) * float64(time.Second) * (1 - 1e-12))
 	if d >= float64(math.MaxInt64) {
 		return rate.InfDuration
 	}

@@ -164,7 +164,6 @@ func TestLimiterConcurrentAdmitsAtRate(t *testing.T) {
 		opts []ratelimit.Option
 	}{
 		{"one key", 1, nil},
-		{"8 keys", 8, nil},
 		// Every bucket is idle and full at each step, so each sweep evicts
 		// the buckets that the goroutines are about to use.
 		{"8 keys evicted whenever full", 8, []ratelimit.Option{ratelimit.WithIdleTTL(0), ratelimit.WithMaxKeys(1000)}},

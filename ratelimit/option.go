@@ -51,24 +51,28 @@ func WithClock(c Clock) Option { return func(cfg *config) { cfg.clock = c } }
 // WithMaxKeys bounds the number of keys the Limiter keeps buckets for. The
 // default is [DefaultMaxKeys].
 //
-// When a new key arrives and the bound is reached, the Limiter first evicts
-// idle buckets and, if none is idle, the least recently used one, which
-// resets that key's limit to a full bucket. Size the bound above the number
-// of keys active within the idle TTL so that this stays a safety valve
-// against floods of distinct keys. Bounds of 2047 or fewer keys are held as
-// a single exact LRU; larger bounds are split into up to 64 shards of at
-// least 1024 keys each (to spread lock contention), each bounded by its
-// share and evicting its own least recently used key. New panics if n < 1.
+// When a new key arrives and the bound is reached, the Limiter evicts the
+// bucket of a key that was not used lately, found as the CLOCK algorithm
+// approximates the least recently used one: a hand goes round the buckets,
+// sparing (once) those used since it last passed. That key's next call gets
+// a new, full bucket, so size the bound above the number of keys active
+// within the idle TTL: the bound is a safety valve against floods of
+// distinct keys. Bounds of 2047 or fewer keys are held in one shard; larger
+// bounds are split into up to 64 shards of at least 1024 keys each (to
+// spread lock contention), each bounded by its share and evicting its own
+// keys. New panics if n < 1.
 func WithMaxKeys(n int) Option { return func(cfg *config) { cfg.maxKeys = n } }
 
 // WithIdleTTL sets how long an unused key's bucket is kept. The default is
 // [DefaultIdleTTL].
 //
-// A bucket is evicted only once it would be full again, so that a key whose
-// bucket was evicted is treated exactly as one that kept it: the Limiter
-// keeps a bucket at least burst/rate plus the [WithMaxWait] bound after its
-// last use, however short d is. Zero means "as soon as it is full". New
-// panics if d < 0.
+// A bucket is evicted only once it is full again, so that a key whose bucket
+// was evicted is treated exactly as one that kept it: the Limiter keeps a
+// bucket at least burst/rate plus the [WithMaxWait] bound after its last
+// use, however short d is, and checks that it is full before evicting it.
+// Zero means "as soon as it is full". Last uses are recorded to within 1/16
+// of that time (at most a second), and each shard is swept for idle buckets
+// at most that often, by calls that add a key. New panics if d < 0.
 func WithIdleTTL(d time.Duration) Option { return func(cfg *config) { cfg.idleTTL = d } }
 
 // WithMaxWait sets how long [Limiter.Limit] may wait for a token before it
