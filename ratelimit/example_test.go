@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -42,4 +43,17 @@ func ExampleLimiter_Take() {
 	// Output:
 	// rate limited, retry after 250ms
 	// false 150ms
+}
+
+func ExampleLimiter_Limit() {
+	clk := &exampleClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	// One call a second per key; a call may wait up to 100ms for its token.
+	lim := ratelimit.New(1, 1, ratelimit.WithClock(clk), ratelimit.WithMaxWait(100*time.Millisecond))
+
+	fmt.Println(lim.Limit(context.Background(), "alice"))
+	// The next token is a second away, beyond the bound: refused at once.
+	fmt.Println(lim.Limit(context.Background(), "alice"))
+	// Output:
+	// true 0s <nil>
+	// false 1s <nil>
 }
