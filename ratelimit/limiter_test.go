@@ -144,6 +144,24 @@ func TestLimiterFixedDecisions(t *testing.T) {
 	}
 }
 
+func TestLimiterWaitBeyondDurations(t *testing.T) {
+	// One token every 31710 years: the wait does not fit in a Duration, and
+	// the bucket is never idle long enough to be evicted.
+	clk := clocktest.New(t0)
+	lim := ratelimit.New(1e-12, 1, ratelimit.WithClock(clk), ratelimit.WithMaxKeys(10))
+	if ok, retryAfter := lim.Take("alice"); !ok || retryAfter != 0 {
+		t.Fatalf(`Take("alice") = %v, %v, want true, 0`, ok, retryAfter)
+	}
+	if ok, retryAfter := lim.Take("alice"); ok || retryAfter != rate.InfDuration {
+		t.Fatalf(`Take("alice") again = %v, %v, want false, rate.InfDuration`, ok, retryAfter)
+	}
+	clk.Advance(100 * 365 * 24 * time.Hour)
+	lim.Allow("bob") // sweeps nothing: alice's bucket is not idle yet
+	if got := lim.Len(); got != 2 {
+		t.Errorf("Len() = %d, want 2", got)
+	}
+}
+
 // TestLimiterConcurrentAdmitsAtRate has 1000 goroutines try, at each step of
 // a fake clock, to get a token at 100/s with bursts of 10. Over 10s a key
 // can admit at most 10 + 10*100 = 1010 calls, and all of them unless
