@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -8,22 +9,24 @@ import (
 )
 
 // A ResponseStore holds the responses that [Cached] shares between
-// requests. GetOrLoad returns the response stored under key; when there is
-// none, it calls load and stores a successful result. Concurrent calls for
-// one key should share one call of load, and a caller whose ctx ends should
-// stop waiting without failing the others, which is why load gets a context
-// of its own. load may run after the GetOrLoad call that supplied it has
-// returned (a background refresh, or a caller that gave up); it is built so
-// that this is safe.
+// requests. A *cache.Cache[string, *Response] from the cache sub-package is
+// one; so can be a store with a shared second level, such as Redis, that
+// answers Get from memory and looks remotely in GetOrLoad.
 //
-// A *cache.Cache[string, *Response] from the cache sub-package is a
-// ResponseStore; so can be a store with a shared second level, such as
-// Redis, that looks in memory, then remotely, then loads.
+// Get returns the fresh response stored under key, without blocking and
+// without loading: it is the hit path. GetOrLoad returns the response
+// stored under key or, when there is none, calls load and stores a
+// successful result. Concurrent calls for one key should share one call of
+// load, and a caller whose ctx ends should stop waiting without failing the
+// others, which is why load gets a context of its own. load may run after
+// the GetOrLoad call that supplied it has returned (a background refresh,
+// or a caller that gave up); Cached builds it so that this is safe.
 //
 // A store hands the same *Response to many callers and must treat it as
 // read-only; Cached never changes a response it has given to a store or got
 // from one.
 type ResponseStore interface {
+	Get(key string) (*Response, bool)
 	GetOrLoad(ctx context.Context, key string, load func(context.Context) (*Response, error)) (*Response, error)
 }
 
@@ -55,11 +58,12 @@ var errNilResponse = errors.New("proxy: Cached: service returned a nil response 
 // whose request made the call, with Cached false. Every other caller (a
 // hit, a stale serve, or a caller that shared another's call) gets its own
 // copy of the stored response, with RequestID set to its own request's ID
-// and Cached true. The store keeps a copy of its own too, and Cached copies
-// the request before the call, so neither a change to a returned response
-// nor a change to a request after the call can reach what the store holds.
-// A hit therefore costs a copy of the request (it may have to start a
-// background refresh) and of the response, besides the key.
+// and Cached true. The store keeps a copy of its own, and on a miss Cached
+// copies the request before the call, so neither a change to a returned
+// response nor a change to a request after the call can reach what the
+// store holds. A hit costs the key, one Get and a copy of the response. A
+// miss looks the key up twice, with Get and then GetOrLoad, and a
+// cache.Cache counts both lookups in its Stats.
 //
 // # Where it belongs
 //
@@ -73,7 +77,7 @@ var errNilResponse = errors.New("proxy: Cached: service returned a nil response 
 // a store that serves stale entries on error, an open breaker inside then
 // turns into stale answers rather than failures.
 //
-// Cached panics if store is nil.
+// Cached panics if store is nil, and the middleware if the next service is.
 func Cached(store ResponseStore, key KeyFunc) Middleware {
 	if store == nil {
 		panic("proxy: Cached with a nil ResponseStore")
@@ -86,28 +90,38 @@ func Cached(store ResponseStore, key KeyFunc) Middleware {
 			panic("proxy: Cached of a nil Service")
 		}
 		return ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+			k := key(req)
+			if resp, ok := store.Get(k); ok {
+				return shared(resp, req)
+			}
 			call := newCachedCall(next, req)
-			resp, err := store.GetOrLoad(ctx, key(req), call.load)
-			if err != nil {
+			resp, err := store.GetOrLoad(ctx, k, call.load)
+			switch {
+			case err != nil:
 				return nil, err
-			}
-			if resp == nil { // a store that holds nil
-				return nil, errNilResponse
-			}
-			if resp == call.stored.Load() { // our own call answered
+			case resp == call.stored.Load(): // our own call answered
 				return call.own.Load(), nil
+			default:
+				return shared(resp, req)
 			}
-			out := resp.Clone()
-			out.RequestID = req.ID
-			out.Cached = true
-			return out, nil
 		})
 	}
 }
 
-// A cachedCall is one request's load: it carries its own copy of the
-// request, since the load may run after the caller has returned and
-// changed its request.
+// shared returns a caller's own copy of a stored response.
+func shared(stored *Response, req *Request) (*Response, error) {
+	if stored == nil { // a store that holds nil
+		return nil, errNilResponse
+	}
+	out := stored.Clone()
+	out.RequestID = req.ID
+	out.Cached = true
+	return out, nil
+}
+
+// A cachedCall is one request's load. It carries its own copy of the
+// request, since the load may run after the caller has returned and changed
+// its request.
 type cachedCall struct {
 	next Service
 	req  Request
@@ -116,19 +130,11 @@ type cachedCall struct {
 	// may run concurrently with the caller reading them.
 	own    atomic.Pointer[Response]
 	stored atomic.Pointer[Response]
-	// data holds req.Data when it is small, to save an allocation.
-	data [128]byte
 }
 
 func newCachedCall(next Service, req *Request) *cachedCall {
 	c := &cachedCall{next: next, req: *req}
-	switch {
-	case req.Data == nil:
-	case len(req.Data) <= len(c.data):
-		c.req.Data = append(c.data[:0:len(req.Data)], req.Data...)
-	default:
-		c.req.Data = append([]byte(nil), req.Data...)
-	}
+	c.req.Data = bytes.Clone(req.Data)
 	c.req.Metadata = maps.Clone(req.Metadata)
 	return c
 }

@@ -192,6 +192,44 @@ func TestCachedLoadUsesACopyOfTheRequest(t *testing.T) {
 	})
 }
 
+// TestCachedRefreshUsesACopyOfTheRequest: a stale serve starts a
+// background refresh with the request of a caller that has already got its
+// answer and may change its request.
+func TestCachedRefreshUsesACopyOfTheRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		store := cache.New[string, *proxy.Response](64, time.Minute, cache.WithClock(clk),
+			cache.WithStaleWhileRevalidate(time.Hour))
+		defer store.Close()
+		backend := &cachedBackend{}
+		svc := proxy.Chain(backend, proxy.Cached(store, nil))
+		const data = `{"amount":1}`
+		if _, err := svc.Process(t.Context(), cachedReq("r1", data)); err != nil {
+			t.Fatalf("Process(r1) error = %v", err)
+		}
+		clk.Advance(time.Minute)
+		backend.gate = make(chan struct{})
+		req := cachedReq("r2", data)
+		resp, err := svc.Process(t.Context(), req)
+		if err != nil || !resp.Cached || resp.RequestID != "r2" {
+			t.Fatalf("Process(r2) = %+v, %v, want a stale response for r2", resp, err)
+		}
+		req.Data[2] = 'X' // r2's caller owns its request again
+		close(backend.gate)
+		synctest.Wait() // the refresh has stored its response
+		if seen := *backend.seen.Load(); seen != data {
+			t.Errorf("refresh saw data %s, want %s", seen, data)
+		}
+		got, err := svc.Process(t.Context(), cachedReq("r3", data))
+		if err != nil || string(got.Data) != data || !got.Cached {
+			t.Errorf("Process(r3) after the refresh = %+v, %v, want the cached data %s", got, err, data)
+		}
+		if n := backend.calls.Load(); n != 2 {
+			t.Errorf("backend calls = %d, want 2", n)
+		}
+	})
+}
+
 func TestCachedErrorsPassThroughAndAreNotCached(t *testing.T) {
 	errDeclined := errors.New("card declined")
 	wrapped := fmt.Errorf("payment: %w", errDeclined)

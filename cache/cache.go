@@ -196,8 +196,10 @@ func (c *Cache[K, V]) Len() int {
 	return n
 }
 
-// Stats is a snapshot of a [Cache]'s counters. Every call of [Cache.Get]
-// and [Cache.GetOrLoad] counts exactly one of Hits, StaleServes and Misses.
+// Stats is a snapshot of a [Cache]'s counters. They count lookups: every
+// call of [Cache.Get] and [Cache.GetOrLoad] counts exactly one of Hits,
+// StaleServes and Misses, so a caller that tries Get before GetOrLoad, as
+// proxy.Cached does, counts a miss for each.
 type Stats struct {
 	// Hits counts calls answered with a fresh entry.
 	Hits uint64

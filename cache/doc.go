@@ -15,7 +15,7 @@
 //
 // The package knows nothing of requests or responses; proxy.Cached builds
 // on it to cache a Service's responses, and any other store with the same
-// GetOrLoad method can stand in for it there.
+// Get and GetOrLoad methods can stand in for it there.
 //
 // # Eviction and expiry
 //

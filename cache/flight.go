@@ -13,11 +13,14 @@ var errLoadExited = errors.New("cache: load exited without returning")
 // context detached from its callers, so that no single caller's
 // cancellation fails the others.
 //
-// golang.org/x/sync/singleflight is not used: its Do blocks every caller
-// until the function returns, and although DoChan lets a caller stop
-// waiting, the function then runs on the first caller's context and cannot
-// be cancelled when the last caller leaves. A flight counts its waiters for
-// that, which singleflight does not expose.
+// golang.org/x/sync/singleflight is not used. Its DoChan lets a caller stop
+// waiting, but the group does not count who still waits, so a load could
+// not be cancelled when its last caller leaves: it would run to the end for
+// nobody. And its map cannot be locked together with the LRU, so closing the
+// race between a late caller's lookup and a load's completion would cost a
+// second lookup inside every load. A flight does both: it counts its
+// waiters under the shard lock that also orders its completion against
+// late callers.
 type flight[V any] struct {
 	done   chan struct{} // closed when the result below is set
 	cancel func()        // cancels the load's context
@@ -46,7 +49,8 @@ const (
 
 // GetOrLoad returns the value stored under key. When it has no fresh value
 // it calls load, stores a successful result for the cache's time to live and
-// returns it; a failed load's error is returned and not cached.
+// returns it; a failed load's error is returned, with the zero V, and not
+// cached.
 //
 // Concurrent calls that miss on one key share one call of load: the first
 // caller's load runs in a goroutine owned by the cache, and the others wait

@@ -85,8 +85,8 @@ func WithMaxRefreshes(n int) Option {
 // across the cache. WithShards(1) gives one exact LRU.
 //
 // The default is one shard below a capacity of 128 and otherwise the largest
-// power of two, at most 16, that leaves each shard at least 64 entries. New
-// panics if n < 1 or n exceeds the capacity.
+// power of two, at most 16, that leaves each shard at least 64 entries.
+// WithShards panics if n < 1, and New if n exceeds the capacity.
 func WithShards(n int) Option {
 	if n < 1 {
 		panic("cache: WithShards needs n >= 1")
