@@ -171,13 +171,16 @@ func (e *AuditError) Unwrap() []error {
 //
 // The Service Audited returns is safe for concurrent use when sink and the
 // wrapped Service are. It never changes the request or the response.
-// Audited panics if sink is nil.
+// Audited panics if sink or an option is nil.
 func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 	if sink == nil {
 		panic("proxy: Audited with a nil audit.Sink")
 	}
 	cfg := auditConfig{timeout: DefaultAuditTimeout, clock: systemClock{}, code: auditErrorCode}
 	for _, opt := range opts {
+		if opt == nil {
+			panic("proxy: Audited with a nil AuditOption")
+		}
 		opt(&cfg)
 	}
 	var redactor *audit.Redactor

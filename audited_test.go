@@ -435,6 +435,7 @@ func TestAuditedPanicsOnBadConfig(t *testing.T) {
 		{"nil error code", func() { proxy.WithAuditErrorCode(nil) }},
 		{"empty field name", func() { proxy.WithAuditFields("amount", "") }},
 		{"empty redacted name", func() { proxy.WithAuditRedact("") }},
+		{"nil option", func() { proxy.Audited(&auditedSink{}, nil) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
