@@ -132,7 +132,8 @@ func TestKeyByRequestIsCanonical(t *testing.T) {
 			t.Errorf("KeyByRequest(%s) = %q, want %q", d, got, want)
 		}
 	}
-	differ := []string{`{"a":2,"b":[1,2]}`, `{"a":1,"b":[2,1]}`, `{"a":1.0,"b":[1,2]}`, `not json`}
+	differ := []string{`{"a":2,"b":[1,2]}`, `{"a":1,"b":[2,1]}`, `{"a":1.0,"b":[1,2]}`, `not json`,
+		`{"a":1,"b":[1,2]} }`, `{"a":1,"b":[1,2]}]`, `{"a":1,"b":[1,2]} {}`, `{"a":1,"b":[1,2]} x`}
 	for _, d := range differ {
 		if got := proxy.KeyByRequest(req(d)); got == want {
 			t.Errorf("KeyByRequest(%s) = %q, the same as for %s", d, got, same[0])
