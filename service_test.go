@@ -155,11 +155,27 @@ func FuzzKeyByRequest(f *testing.F) {
 	f.Add(`{"a":1}`)
 	f.Add(`[1, {"z":null,"a":"\u00e9"}]`)
 	f.Add(`{"a":1} trailing`)
+	f.Add(`{"a":1}}`)
 	f.Fuzz(func(t *testing.T, data string) {
 		r := &proxy.Request{Service: "s", UserID: "u", Data: json.RawMessage(data)}
 		k1 := proxy.KeyByRequest(r)
 		if k2 := proxy.KeyByRequest(r); k1 != k2 {
 			t.Fatalf("KeyByRequest is not deterministic: %q then %q", k1, k2)
+		}
+		// Valid JSON is keyed by a canonical form that is valid JSON too, and
+		// anything else by its bytes, so the two kinds never share a key.
+		prefix := "s\x00u\x00"
+		switch key, _ := strings.CutPrefix(k1, prefix); {
+		case !strings.HasPrefix(k1, prefix):
+			t.Fatalf("KeyByRequest(%q) = %q, want the prefix %q", data, k1, prefix)
+		case data == "":
+			if key != "" {
+				t.Fatalf("KeyByRequest(no data) = %q, want %q", k1, prefix)
+			}
+		case json.Valid([]byte(data)) != json.Valid([]byte(key)):
+			t.Fatalf("KeyByRequest(%q) = %q: the data part's validity as JSON changed", data, k1)
+		case !json.Valid([]byte(data)) && key != data:
+			t.Fatalf("KeyByRequest(%q) = %q, want the invalid data's bytes as they are", data, k1)
 		}
 		if string(r.Data) != data {
 			t.Fatalf("KeyByRequest changed Data to %q", r.Data)
