@@ -230,6 +230,33 @@ func TestIntervalForgetsOldFailures(t *testing.T) {
 	})
 }
 
+// TestIntervalRollsInSteps checks that the counting window rolls a tenth of
+// the interval at a time, rather than clearing all at once, and that a call
+// that outlasts the window counts neither way, as WithInterval says.
+func TestIntervalRollsInSteps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithFailureRatio(0.5, 3), breaker.WithInterval(10*time.Second))
+		trip(t, b, 1)
+		time.Sleep(9 * time.Second)
+		trip(t, b, 1) // two calls: too few to trip
+		time.Sleep(2 * time.Second)
+		// The first failure has left the window, the second has not.
+		if err := b.Do(func() error { return nil }); err != nil {
+			t.Fatalf("Do(ok) = %v, want nil", err)
+		}
+		wantState(t, b, breaker.Closed)
+		trip(t, b, 1) // three calls in the window, two of them failed
+		wantState(t, b, breaker.Open)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(1), breaker.WithInterval(10*time.Second))
+		_ = b.Do(func() error { time.Sleep(11 * time.Second); return errBoom })
+		wantState(t, b, breaker.Closed) // it ended after its step left the window
+		_ = b.Do(func() error { time.Sleep(9 * time.Second); return errBoom })
+		wantState(t, b, breaker.Open)
+	})
+}
+
 func TestExcluded(t *testing.T) {
 	errMine := errors.New("caller's mistake")
 	tests := []struct {

@@ -99,6 +99,11 @@ func WithFailureRatio(ratio float64, minCalls int) Option {
 // age out in ten steps of d/10. d must be positive. The default is
 // [DefaultInterval] (one minute). The counts are also cleared at every change
 // of state.
+//
+// A call counts in the step in which it began, so a call that ends after its
+// step has aged out of the window counts neither way. d must therefore be
+// longer than the longest call the breaker guards, such as the timeout
+// inside it: a backend that hangs for longer than d never trips the breaker.
 func WithInterval(d time.Duration) Option {
 	if d <= 0 {
 		panic("breaker: WithInterval(" + d.String() + "): the interval must be positive")
