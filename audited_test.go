@@ -439,12 +439,7 @@ func TestAuditedPanicsOnBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "proxy: ") {
-					t.Errorf("%s: panicked with %v, want a \"proxy: \" panic", tt.name, r)
-				}
-			}()
-			tt.f()
+			panicMessage(t, tt.f)
 		})
 	}
 }
