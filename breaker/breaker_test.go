@@ -296,6 +296,37 @@ func TestExcluded(t *testing.T) {
 	}
 }
 
+// TestClassifierRunsOutsideTheLock gives the breaker a classifier that
+// reads the breaker's own state and counts: under gobreaker's mutex it would
+// deadlock. A panicking call is a failure that never reaches the classifier.
+func TestClassifierRunsOutsideTheLock(t *testing.T) {
+	var (
+		b       *breaker.Breaker
+		seen    []error
+		counted []breaker.Counts
+	)
+	b = breaker.New(breaker.WithConsecutiveFailures(2), breaker.WithExcluded(func(err error) bool {
+		seen = append(seen, err)
+		counted = append(counted, b.Counts())
+		_ = b.State()
+		return errors.Is(err, context.Canceled)
+	}))
+	if err := b.Do(func() error { return context.Canceled }); err != context.Canceled {
+		t.Fatalf("Do(canceled) = %v, want %v itself", err, context.Canceled)
+	}
+	_ = panicMessage(func() { _ = b.Do(func() error { panic("crash") }) })
+	if err := b.Do(fail); err != errBoom {
+		t.Fatalf("Do(failing) = %v, want %v", err, errBoom)
+	}
+	if want := []error{context.Canceled, errBoom}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("classifier saw %v, want %v (not the panic)", seen, want)
+	}
+	if len(counted) != 2 || counted[0].Requests != 1 || counted[1].TotalFailures != 1 {
+		t.Errorf("Counts() read by the classifier = %+v, want the call in flight, then the panic's failure", counted)
+	}
+	wantState(t, b, breaker.Open) // the panic and the last failure
+}
+
 func TestExcludeUnmarks(t *testing.T) {
 	b := breaker.New()
 	err := b.Do(func() error { return breaker.Exclude(errBoom) })

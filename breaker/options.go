@@ -138,12 +138,12 @@ func WithHalfOpenProbes(n int) Option {
 // neither as a success nor as a failure: the caller's own mistakes (a
 // malformed request) and cancellations say nothing about the health of the
 // service behind the breaker. It is called with every non-nil error a call
-// returns, and must be safe for concurrent use. f replaces the default,
-// which excludes the errors that match [context.Canceled]; a classifier
-// that should go on ignoring cancellations must test for them itself. A
-// panic in the call reaches f as an error that carries only the panic
-// value's text and matches no sentinel or type, so a classifier built on
-// [errors.Is] and [errors.As] never excludes it. f must not be nil.
+// returns, except those marked with [Exclude], on the goroutine of the call
+// and under no lock, so it may use the breaker; it must be safe for
+// concurrent use. f replaces the default, which excludes the errors that
+// match [context.Canceled]; a classifier that should go on ignoring
+// cancellations must test for them itself. A call that panics is a failure,
+// whatever f says, and f is not called for it. f must not be nil.
 func WithExcluded(f func(error) bool) Option {
 	if f == nil {
 		panic("breaker: WithExcluded(nil)")
