@@ -81,9 +81,8 @@ type pending struct {
 // check), after the Balancer's lock is released; the calls to the
 // subscribers never overlap. fn may use the Balancer, except to Close it,
 // and should return quickly, as it holds up the delivery of later events.
-// After cancel returns
-// fn is not called again, except by a delivery already under way. Subscribe
-// panics if fn is nil.
+// After cancel returns fn is not called again, except by a delivery already
+// under way. Subscribe panics if fn is nil.
 func (b *Balancer[T]) Subscribe(fn func(Event)) (cancel func()) {
 	if fn == nil {
 		panic("balance: Subscribe(nil)")
