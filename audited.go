@@ -65,8 +65,9 @@ func WithAuditClock(c Clock) AuditOption {
 // WithAuditFields names the top-level members of a request's JSON Data that
 // an event may carry in [audit.Event.Fields]. Only these are copied; by
 // default none is, and events carry no request data at all. Several
-// WithAuditFields options add up. WithAuditFields panics on an empty name. Combine it with [WithAuditRedact] to mask
-// secrets nested inside the fields kept.
+// WithAuditFields options add up. Combine it with [WithAuditRedact] to mask
+// secrets nested inside the fields kept. WithAuditFields panics on an empty
+// name.
 func WithAuditFields(names ...string) AuditOption {
 	names = auditFieldNames("WithAuditFields", names)
 	return func(c *auditConfig) { c.keep = append(c.keep, names...) }
@@ -171,13 +172,16 @@ func (e *AuditError) Unwrap() []error {
 //
 // The Service Audited returns is safe for concurrent use when sink and the
 // wrapped Service are. It never changes the request or the response.
-// Audited panics if sink is nil.
+// Audited panics if sink or an option is nil.
 func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 	if sink == nil {
 		panic("proxy: Audited with a nil audit.Sink")
 	}
 	cfg := auditConfig{timeout: DefaultAuditTimeout, clock: systemClock{}, code: auditErrorCode}
 	for _, opt := range opts {
+		if opt == nil {
+			panic("proxy: Audited with a nil AuditOption")
+		}
 		opt(&cfg)
 	}
 	var redactor *audit.Redactor

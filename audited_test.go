@@ -435,15 +435,11 @@ func TestAuditedPanicsOnBadConfig(t *testing.T) {
 		{"nil error code", func() { proxy.WithAuditErrorCode(nil) }},
 		{"empty field name", func() { proxy.WithAuditFields("amount", "") }},
 		{"empty redacted name", func() { proxy.WithAuditRedact("") }},
+		{"nil option", func() { proxy.Audited(&auditedSink{}, nil) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "proxy: ") {
-					t.Errorf("%s: panicked with %v, want a \"proxy: \" panic", tt.name, r)
-				}
-			}()
-			tt.f()
+			panicMessage(t, tt.f)
 		})
 	}
 }

@@ -13,8 +13,9 @@ import (
 // that also has a Health(ctx) error method is checked actively once the
 // caller has called pool.Start; the caller owns pool and closes it.
 //
-// The [Response] names the instance that answered: Balanced sets its
-// Instance field when the instance left it empty. Errors pass through
+// The [Response] names the instance that answered: when the instance left
+// its Instance field empty, Balanced returns a copy of the response with
+// the field set, and never changes the instance's own. Errors pass through
 // unchanged. When no instance is eligible, Process fails at once with an
 // error that matches [ErrNoHealthyInstance] (and
 // [balance.ErrNoHealthyInstance]), without calling any instance.
@@ -23,8 +24,8 @@ import (
 // caller's mistake the instance rejected (invalid, unauthenticated,
 // forbidden), show the instance working; a timeout, an open circuit and any
 // other error count as its failure; a rate-limit rejection and a caller's
-// cancellation, and a call shed by a Bulkhead, count neither way. A panic in the instance counts as its
-// failure and is re-raised.
+// cancellation, and a call shed by a Bulkhead, count neither way. A panic in
+// the instance counts as its failure and is re-raised.
 //
 // Balanced is the innermost layer, below Retrying, Breaker and Timeout: each
 // retry then picks an instance afresh, so that a call that failed on one
@@ -71,7 +72,11 @@ func (s *balanced) Process(ctx context.Context, req *Request) (*Response, error)
 	done = true
 	lease.Done(balancedResult(err))
 	if resp != nil && resp.Instance == "" {
-		resp.Instance = lease.Name()
+		// The instance may hand the same Response to several calls (a
+		// static answer, a cache of its own): name the instance on a copy.
+		named := *resp
+		named.Instance = lease.Name()
+		resp = &named
 	}
 	return resp, err
 }

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/proxykit/proxy"
 	"github.com/proxykit/proxy/balance"
+	"github.com/proxykit/proxy/bulkhead"
 	"github.com/proxykit/proxy/internal/clocktest"
 )
 
@@ -193,6 +195,7 @@ func TestBalancedResults(t *testing.T) {
 		{"forbidden", proxy.ErrForbidden, 1, 0},
 		{"rate limited", &proxy.RateLimitError{Key: "alice"}, 0, 0},
 		{"canceled", context.Canceled, 0, 0},
+		{"shed by a bulkhead", fmt.Errorf("%w: %w", proxy.ErrOverloaded, bulkhead.ErrFull), 0, 0},
 		{"deadline", fmt.Errorf("backend: %w", context.DeadlineExceeded), 0, 1},
 		{"circuit open", proxy.ErrCircuitOpen, 0, 1},
 		{"no healthy instance downstream", proxy.ErrNoHealthyInstance, 0, 1},
@@ -233,6 +236,34 @@ func TestBalancedResponse(t *testing.T) {
 		}
 	}
 	require.Equal(t, aliceReq, req, "the caller's request after Process")
+}
+
+// TestBalancedLeavesSharedResponseAlone gives every call one shared response
+// that names no instance, from many goroutines: each caller gets the
+// instance's name on a copy, and the shared response is never written (the
+// race detector would see the concurrent writes).
+func TestBalancedLeavesSharedResponseAlone(t *testing.T) {
+	shared := &proxy.Response{RequestID: aliceReq.ID, Data: json.RawMessage(`{"ok":true}`)}
+	static := proxy.ServiceFunc(func(context.Context, *proxy.Request) (*proxy.Response, error) {
+		return shared, nil
+	})
+	svc := proxy.Balanced(balancedPool([]proxy.Service{static, static}, balance.NewRoundRobin()))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				resp, err := svc.Process(t.Context(), aliceReq)
+				if err != nil || resp == shared || (resp.Instance != "b0" && resp.Instance != "b1") {
+					t.Errorf("Process() = %p %+v, %v, want a copy of %p naming b0 or b1", resp, resp, err, shared)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if shared.Instance != "" {
+		t.Errorf("shared response's Instance = %q after Process, want it unchanged (empty)", shared.Instance)
+	}
 }
 
 // TestBalancedAllDown checks that with every instance down by its active

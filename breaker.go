@@ -26,7 +26,9 @@ import (
 // [context.DeadlineExceeded] is a failure: the service was too slow. A call
 // whose context is already done when it arrives is answered with ctx.Err()
 // and reaches neither b nor the service. A panic in the service is a failure
-// and is raised again.
+// and is raised again. A call that outlasts b's counting window
+// ([breaker.WithInterval], one minute by default) counts neither way, so the
+// Timeout inside must be shorter than that window.
 //
 // Breaker belongs inside Retrying and outside Timeout and Balanced.
 // Retrying outside it makes each retry a fresh decision of the breaker, and

@@ -501,10 +501,9 @@ func TestBreakerNilPanics(t *testing.T) {
 		{"Breaker(b)(nil)", func() { proxy.Breaker(breaker.New())(nil) }},
 	}
 	for _, tt := range tests {
-		msg := fmt.Sprint(breakerPanicValue(tt.f))
-		if !strings.HasPrefix(msg, "proxy: ") {
-			t.Errorf("%s panicked with %q, want a panic starting with %q", tt.name, msg, "proxy: ")
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			panicMessage(t, tt.f)
+		})
 	}
 }
 

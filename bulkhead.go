@@ -30,7 +30,8 @@ var _ ConcurrencyLimiter = (*bulkhead.Bulkhead)(nil)
 // rate limit bounds how often calls start, a bulkhead how many run at once,
 // so a slow backend cannot pile up goroutines behind it; a shed call spends
 // no retry budget. A panic in the wrapped Service releases the place and is
-// re-raised. It panics if lim is nil.
+// re-raised. It panics if lim is nil, and the Middleware panics if the
+// Service it wraps is nil.
 func Bulkhead(lim ConcurrencyLimiter, key KeyFunc) Middleware {
 	if lim == nil {
 		panic("proxy: Bulkhead with a nil ConcurrencyLimiter")
@@ -39,6 +40,9 @@ func Bulkhead(lim ConcurrencyLimiter, key KeyFunc) Middleware {
 		key = KeyByService
 	}
 	return func(next Service) Service {
+		if next == nil {
+			panic("proxy: Bulkhead wrapping a nil Service")
+		}
 		return ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
 			k := key(req)
 			if err := lim.Acquire(ctx, k); err != nil {

@@ -103,6 +103,21 @@ func TestBulkheadCancelledWhileWaitingIsNotOverloaded(t *testing.T) {
 	}
 }
 
+func TestBulkheadNilPanics(t *testing.T) {
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"Bulkhead(nil, nil)", func() { proxy.Bulkhead(nil, nil) }},
+		{"Bulkhead(bh, nil)(nil)", func() { proxy.Bulkhead(bulkhead.New(1), nil)(nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			panicMessage(t, tt.f)
+		})
+	}
+}
+
 func BenchmarkBulkhead(b *testing.B) {
 	svc := proxy.Chain(echo, proxy.Bulkhead(bulkhead.New(1<<20), nil))
 	ctx := context.Background()

@@ -14,8 +14,10 @@ func KeyByUser(r *Request) string { return r.UserID }
 // limit per service.
 func KeyByService(r *Request) string { return r.Service }
 
-// keySeparator cannot appear in a valid UTF-8 service name or user id that
-// has passed Validated, so the parts of a composite key cannot run together.
+// keySeparator joins the parts of a composite key. After Validated, which
+// rejects control characters in a service name or user id and Data that is
+// not JSON, it appears nowhere else in a key (canonical JSON escapes it), so
+// the parts of a key cannot run together.
 const keySeparator = "\x00"
 
 // KeyByRequest keys a request by its service, its user and a canonical

@@ -335,12 +335,7 @@ func TestRetryingPanicsOnNil(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if s, ok := recover().(string); !ok || len(s) < 7 || s[:7] != "proxy: " {
-					t.Errorf("panic = %q, want a message starting with %q", s, "proxy: ")
-				}
-			}()
-			tt.f()
+			panicMessage(t, tt.f)
 		})
 	}
 }

@@ -132,7 +132,8 @@ func TestKeyByRequestIsCanonical(t *testing.T) {
 			t.Errorf("KeyByRequest(%s) = %q, want %q", d, got, want)
 		}
 	}
-	differ := []string{`{"a":2,"b":[1,2]}`, `{"a":1,"b":[2,1]}`, `{"a":1.0,"b":[1,2]}`, `not json`}
+	differ := []string{`{"a":2,"b":[1,2]}`, `{"a":1,"b":[2,1]}`, `{"a":1.0,"b":[1,2]}`, `not json`,
+		`{"a":1,"b":[1,2]} }`, `{"a":1,"b":[1,2]}]`, `{"a":1,"b":[1,2]} {}`, `{"a":1,"b":[1,2]} x`}
 	for _, d := range differ {
 		if got := proxy.KeyByRequest(req(d)); got == want {
 			t.Errorf("KeyByRequest(%s) = %q, the same as for %s", d, got, same[0])
@@ -154,11 +155,27 @@ func FuzzKeyByRequest(f *testing.F) {
 	f.Add(`{"a":1}`)
 	f.Add(`[1, {"z":null,"a":"\u00e9"}]`)
 	f.Add(`{"a":1} trailing`)
+	f.Add(`{"a":1}}`)
 	f.Fuzz(func(t *testing.T, data string) {
 		r := &proxy.Request{Service: "s", UserID: "u", Data: json.RawMessage(data)}
 		k1 := proxy.KeyByRequest(r)
 		if k2 := proxy.KeyByRequest(r); k1 != k2 {
 			t.Fatalf("KeyByRequest is not deterministic: %q then %q", k1, k2)
+		}
+		// Valid JSON is keyed by a canonical form that is valid JSON too, and
+		// anything else by its bytes, so the two kinds never share a key.
+		prefix := "s\x00u\x00"
+		switch key, _ := strings.CutPrefix(k1, prefix); {
+		case !strings.HasPrefix(k1, prefix):
+			t.Fatalf("KeyByRequest(%q) = %q, want the prefix %q", data, k1, prefix)
+		case data == "":
+			if key != "" {
+				t.Fatalf("KeyByRequest(no data) = %q, want %q", k1, prefix)
+			}
+		case json.Valid([]byte(data)) != json.Valid([]byte(key)):
+			t.Fatalf("KeyByRequest(%q) = %q: the data part's validity as JSON changed", data, k1)
+		case !json.Valid([]byte(data)) && key != data:
+			t.Fatalf("KeyByRequest(%q) = %q, want the invalid data's bytes as they are", data, k1)
 		}
 		if string(r.Data) != data {
 			t.Fatalf("KeyByRequest changed Data to %q", r.Data)

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -172,10 +171,9 @@ func TestTimeoutPanics(t *testing.T) {
 		{"Timeout(d)(nil)", func() { proxy.Timeout(time.Second)(nil) }},
 	}
 	for _, tt := range tests {
-		msg := fmt.Sprint(breakerPanicValue(tt.f))
-		if !strings.HasPrefix(msg, "proxy: ") {
-			t.Errorf("%s panicked with %q, want a panic starting with %q", tt.name, msg, "proxy: ")
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			panicMessage(t, tt.f)
+		})
 	}
 }
 

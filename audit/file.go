@@ -122,10 +122,14 @@ var _ Sink = (*FileSink)(nil)
 // returns an error matching [ErrTruncated] (a *[TruncatedError]) and leaves
 // the file alone: call [Repair] to remove the partial record, then OpenFile
 // again. If its last line is not a record at all, or its last record's hash
-// is wrong, OpenFile returns an error matching [ErrTampered].
+// is wrong, OpenFile returns an error matching [ErrTampered]. OpenFile panics
+// if an option is nil.
 func OpenFile(path string, opts ...FileOption) (*FileSink, error) {
 	cfg := fileConfig{flushInterval: DefaultFlushInterval, bufferSize: DefaultBufferSize}
 	for _, opt := range opts {
+		if opt == nil {
+			panic("audit: OpenFile with a nil FileOption")
+		}
 		opt(&cfg)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)

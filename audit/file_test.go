@@ -328,6 +328,7 @@ func TestFileOptionsPanic(t *testing.T) {
 		{"WithFlushInterval(0)", func() { audit.WithFlushInterval(0) }},
 		{"WithFlushInterval(-1s)", func() { audit.WithFlushInterval(-time.Second) }},
 		{"WithBufferSize(0)", func() { audit.WithBufferSize(0) }},
+		{"OpenFile(nil option)", func() { _, _ = audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), nil) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -81,9 +81,11 @@ type pending struct {
 // check), after the Balancer's lock is released; the calls to the
 // subscribers never overlap. fn may use the Balancer, except to Close it,
 // and should return quickly, as it holds up the delivery of later events.
-// After cancel returns
-// fn is not called again, except by a delivery already under way. Subscribe
-// panics if fn is nil.
+// It should not panic: a panic reaches the caller whose call was delivering,
+// and the events still waiting are delivered by the next call that changes
+// the state or takes a Snapshot. After
+// cancel returns fn is not called again, except by a delivery already under
+// way. Subscribe panics if fn is nil.
 func (b *Balancer[T]) Subscribe(fn func(Event)) (cancel func()) {
 	if fn == nil {
 		panic("balance: Subscribe(nil)")
@@ -132,13 +134,22 @@ func (b *Balancer[T]) deliver() {
 	}
 }
 
+// deliverBatch hands batch to its subscribers. If one panics, the events
+// after the one it was given go back to the head of the queue, for the next
+// delivery, and the panic goes on.
 func (b *Balancer[T]) deliverBatch(batch []pending) {
+	next := 0 // batch[next:] are not delivered yet
 	defer func() {
 		b.mu.Lock()
+		if next < len(batch) {
+			b.pending = append(batch[next:len(batch):len(batch)], b.pending...)
+		}
 		b.delivering = false
 		b.mu.Unlock()
 	}()
-	for _, p := range batch {
+	for next < len(batch) {
+		p := batch[next]
+		next++
 		for _, s := range p.subs {
 			if !s.canceled.Load() {
 				s.fn(p.ev)

@@ -56,6 +56,29 @@ func TestSubscriberMayUseTheBalancer(t *testing.T) {
 	require.Equal(t, []string{"i0 ejected until 12:00:30", "i1 ejected until 12:00:30"}, rec.strings())
 }
 
+// TestPanickingSubscriberLosesNoEvents has a subscriber panic while two
+// events wait for it: the panic reaches the caller whose call was
+// delivering, and the other event is delivered by the next call.
+func TestPanickingSubscriberLosesNoEvents(t *testing.T) {
+	b, clk := newClocked(t, 4, balance.WithFailureThreshold(1), balance.WithEjectionTime(time.Minute))
+	var rec recorder
+	panicked := false
+	defer b.Subscribe(func(e balance.Event) {
+		rec.add(e)
+		if e.Kind == balance.Returned && !panicked {
+			panicked = true
+			panic("subscriber bug")
+		}
+	})()
+	report(t, b, "i0", balance.Failure)
+	report(t, b, "i2", balance.Failure)
+	clk.Advance(time.Minute) // both are due back: two events for one delivery
+	require.PanicsWithValue(t, "subscriber bug", func() { _, _ = b.Pick() })
+	_ = b.Snapshot()
+	want := []string{"i0 ejected until 12:01:00", "i2 ejected until 12:01:00", "i0 returned", "i2 returned"}
+	require.Equal(t, want, rec.strings())
+}
+
 func TestSubscribeNilPanics(t *testing.T) {
 	b, _ := newClocked(t, 1)
 	require.PanicsWithValue(t, "balance: Subscribe(nil)", func() { b.Subscribe(nil) })

@@ -80,7 +80,7 @@ func New(opts ...Option) *Breaker {
 		Timeout:       c.cooldown,
 		ReadyToTrip:   c.readyToTrip(),
 		OnStateChange: b.record,
-		IsExcluded:    b.isExcluded,
+		IsExcluded:    isExcluded,
 	})
 	return b
 }
@@ -101,16 +101,12 @@ func (c *config) readyToTrip() func(gobreaker.Counts) bool {
 	}
 }
 
-// isExcluded is gobreaker's IsExcluded: errors marked by Exclude, then the
-// configured classifier.
-func (b *Breaker) isExcluded(err error) bool {
-	if err == nil {
-		return false
-	}
-	if _, ok := err.(*excludedError); ok {
-		return true
-	}
-	return b.excluded(err)
+// isExcluded is gobreaker's IsExcluded, which gobreaker calls with its
+// mutex held: it only recognises the errors that Do marked, so that the
+// configured classifier, user code, runs under no lock.
+func isExcluded(err error) bool {
+	_, ok := err.(*excludedError)
+	return ok
 }
 
 // Name returns the name given with [WithName].
@@ -179,6 +175,9 @@ func (b *Breaker) Do(fn func() error) error {
 		}()
 		err := fn()
 		returned = true
+		if err != nil && !isExcluded(err) && b.excluded(err) {
+			err = &excludedError{err: err} // Do unwraps it again
+		}
 		return struct{}{}, err
 	})
 	if x, ok := err.(*excludedError); ok {

@@ -230,6 +230,33 @@ func TestIntervalForgetsOldFailures(t *testing.T) {
 	})
 }
 
+// TestIntervalRollsInSteps checks that the counting window rolls a tenth of
+// the interval at a time, rather than clearing all at once, and that a call
+// that outlasts the window counts neither way, as WithInterval says.
+func TestIntervalRollsInSteps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithFailureRatio(0.5, 3), breaker.WithInterval(10*time.Second))
+		trip(t, b, 1)
+		time.Sleep(9 * time.Second)
+		trip(t, b, 1) // two calls: too few to trip
+		time.Sleep(2 * time.Second)
+		// The first failure has left the window, the second has not.
+		if err := b.Do(func() error { return nil }); err != nil {
+			t.Fatalf("Do(ok) = %v, want nil", err)
+		}
+		wantState(t, b, breaker.Closed)
+		trip(t, b, 1) // three calls in the window, two of them failed
+		wantState(t, b, breaker.Open)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(1), breaker.WithInterval(10*time.Second))
+		_ = b.Do(func() error { time.Sleep(11 * time.Second); return errBoom })
+		wantState(t, b, breaker.Closed) // it ended after its step left the window
+		_ = b.Do(func() error { time.Sleep(9 * time.Second); return errBoom })
+		wantState(t, b, breaker.Open)
+	})
+}
+
 func TestExcluded(t *testing.T) {
 	errMine := errors.New("caller's mistake")
 	tests := []struct {
@@ -267,6 +294,37 @@ func TestExcluded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClassifierRunsOutsideTheLock gives the breaker a classifier that
+// reads the breaker's own state and counts: under gobreaker's mutex it would
+// deadlock. A panicking call is a failure that never reaches the classifier.
+func TestClassifierRunsOutsideTheLock(t *testing.T) {
+	var (
+		b       *breaker.Breaker
+		seen    []error
+		counted []breaker.Counts
+	)
+	b = breaker.New(breaker.WithConsecutiveFailures(2), breaker.WithExcluded(func(err error) bool {
+		seen = append(seen, err)
+		counted = append(counted, b.Counts())
+		_ = b.State()
+		return errors.Is(err, context.Canceled)
+	}))
+	if err := b.Do(func() error { return context.Canceled }); err != context.Canceled {
+		t.Fatalf("Do(canceled) = %v, want %v itself", err, context.Canceled)
+	}
+	_ = panicMessage(func() { _ = b.Do(func() error { panic("crash") }) })
+	if err := b.Do(fail); err != errBoom {
+		t.Fatalf("Do(failing) = %v, want %v", err, errBoom)
+	}
+	if want := []error{context.Canceled, errBoom}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("classifier saw %v, want %v (not the panic)", seen, want)
+	}
+	if len(counted) != 2 || counted[0].Requests != 1 || counted[1].TotalFailures != 1 {
+		t.Errorf("Counts() read by the classifier = %+v, want the call in flight, then the panic's failure", counted)
+	}
+	wantState(t, b, breaker.Open) // the panic and the last failure
 }
 
 func TestExcludeUnmarks(t *testing.T) {

@@ -194,6 +194,21 @@ func TestCancelStopsDelivery(t *testing.T) {
 	})
 }
 
+// TestCancelDuringDeliveryTakesEffectAtOnce has one subscriber cancel
+// another while an event is being delivered on the same goroutine: the
+// canceled one must not get that event.
+func TestCancelDuringDeliveryTakesEffectAtOnce(t *testing.T) {
+	b := breaker.New(breaker.WithConsecutiveFailures(1))
+	var second eventLog
+	var cancelSecond func()
+	b.Subscribe(func(breaker.Event) { cancelSecond() })
+	cancelSecond = b.Subscribe(second.add)
+	trip(t, b, 1)
+	if got := second.get(); len(got) != 0 {
+		t.Errorf("subscriber canceled before the event reached it got %v, want nothing", got)
+	}
+}
+
 func TestLateSubscriberSeesOnlyLaterEvents(t *testing.T) {
 	b := breaker.New(breaker.WithConsecutiveFailures(1))
 	trip(t, b, 1)

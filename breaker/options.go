@@ -99,6 +99,11 @@ func WithFailureRatio(ratio float64, minCalls int) Option {
 // age out in ten steps of d/10. d must be positive. The default is
 // [DefaultInterval] (one minute). The counts are also cleared at every change
 // of state.
+//
+// A call counts in the step in which it began, so a call that ends after its
+// step has aged out of the window counts neither way. d must therefore be
+// longer than the longest call the breaker guards, such as the timeout
+// inside it: a backend that hangs for longer than d never trips the breaker.
 func WithInterval(d time.Duration) Option {
 	if d <= 0 {
 		panic("breaker: WithInterval(" + d.String() + "): the interval must be positive")
@@ -133,12 +138,12 @@ func WithHalfOpenProbes(n int) Option {
 // neither as a success nor as a failure: the caller's own mistakes (a
 // malformed request) and cancellations say nothing about the health of the
 // service behind the breaker. It is called with every non-nil error a call
-// returns, and must be safe for concurrent use. f replaces the default,
-// which excludes the errors that match [context.Canceled]; a classifier
-// that should go on ignoring cancellations must test for them itself. A
-// panic in the call reaches f as an error that carries only the panic
-// value's text and matches no sentinel or type, so a classifier built on
-// [errors.Is] and [errors.As] never excludes it. f must not be nil.
+// returns, except those marked with [Exclude], on the goroutine of the call
+// and under no lock, so it may use the breaker; it must be safe for
+// concurrent use. f replaces the default, which excludes the errors that
+// match [context.Canceled]; a classifier that should go on ignoring
+// cancellations must test for them itself. A call that panics is a failure,
+// whatever f says, and f is not called for it. f must not be nil.
 func WithExcluded(f func(error) bool) Option {
 	if f == nil {
 		panic("breaker: WithExcluded(nil)")

@@ -64,13 +64,16 @@ type slot struct {
 }
 
 // New returns a Bulkhead that admits limit concurrent calls per key. A limit
-// below one panics.
+// below one or a nil option panics.
 func New(limit int, opts ...Option) *Bulkhead {
 	if limit < 1 {
 		panic("bulkhead: limit must be at least 1")
 	}
 	c := config{maxIdleKeys: defaultMaxIdleKeys}
 	for _, o := range opts {
+		if o == nil {
+			panic("bulkhead: New with a nil Option")
+		}
 		o(&c)
 	}
 	return &Bulkhead{

@@ -3,6 +3,8 @@ package bulkhead_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,11 +168,12 @@ func TestNewPanicsOnBadSettings(t *testing.T) {
 		"zero limit":     func() { bulkhead.New(0) },
 		"negative wait":  func() { bulkhead.New(1, bulkhead.WithMaxWait(-time.Second)) },
 		"negative idles": func() { bulkhead.New(1, bulkhead.WithMaxIdleKeys(-1)) },
+		"nil option":     func() { bulkhead.New(1, nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
-				if r := recover(); r == nil {
-					t.Errorf("%s: no panic", name)
+				if r := recover(); !strings.HasPrefix(fmt.Sprint(r), "bulkhead: ") {
+					t.Errorf("%s: panicked with %v, want a \"bulkhead: \" panic", name, r)
 				}
 			}()
 			f()

@@ -18,6 +18,19 @@
 // with nothing in flight costs nothing once more than a bounded number of
 // such keys exist.
 //
+// # How it composes
+//
+// The package knows nothing of requests: it counts keys. The root package's
+// proxy.Bulkhead turns a Bulkhead into middleware that keys each call (by
+// service, by default) and sheds the calls it refuses with an error that
+// matches both proxy.ErrOverloaded and [ErrFull].
+//
+// # Defaults
+//
+// [New] takes the limit per key. By default a call over the limit is
+// refused at once ([WithMaxWait] lets it wait), and the bookkeeping of up to
+// 1024 idle keys is kept ([WithMaxIdleKeys]).
+//
 // # Concurrency and time
 //
 // A [Bulkhead] is safe for concurrent use. It starts no goroutines. Acquire

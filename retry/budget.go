@@ -77,8 +77,9 @@ func (b *budget) onCall() {
 func (b *budget) withdraw() bool {
 	var add int64
 	if b.refill > 0 {
+		now := b.clock.Now() // the caller's clock: read it under no lock
 		b.mu.Lock()
-		add = b.earnedLocked()
+		add = b.earnedLocked(now)
 		b.mu.Unlock()
 	}
 	for {
@@ -101,10 +102,9 @@ func (b *budget) refund() {
 	b.tokens.Add(budgetUnit)
 }
 
-// earnedLocked returns the units the reserve has earned since last and moves
-// last on. Time that earned less than one unit stays in the account.
-func (b *budget) earnedLocked() int64 {
-	now := b.clock.Now()
+// earnedLocked returns the units the reserve has earned from last to now and
+// moves last on. Time that earned less than one unit stays in the account.
+func (b *budget) earnedLocked(now time.Time) int64 {
 	elapsed := now.Sub(b.last)
 	if elapsed <= 0 {
 		return 0 // no time passed, or the clock went back: nothing earned

@@ -118,6 +118,16 @@ func TestBudgetRefundsUnusedRetry(t *testing.T) {
 	}
 }
 
+// TestBudgetAfterAnAge checks that a reserve earned over a clock jump
+// larger than any bucket (two centuries, at a million retries a second)
+// fills the bucket rather than overflowing it.
+func TestBudgetAfterAnAge(t *testing.T) {
+	clk := clocktest.New(t0)
+	p := retry.New(retry.WithBudget(0, 1e6), retry.WithClock(clk), noWait)
+	clk.Set(t0.AddDate(200, 0, 0))
+	runBudgetSteps(t, p, clk, []budgetStep{{"two centuries later", 0, 0, 3}})
+}
+
 // TestBudgetBoundsLoad is the case: a backend that fails half of its
 // calls at random, three attempts. With a 10% budget the backend sees at most
 // 1.10 calls per caller call; without one, about 1 + 0.5 + 0.25 = 1.75.

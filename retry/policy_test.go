@@ -302,6 +302,23 @@ func TestDoStopsWhenContextDone(t *testing.T) {
 	}
 }
 
+// TestDoReturnsOpsContextErrorUnchanged checks that when the op fails with
+// the error of the very ctx that ended, nothing is added to it: the op's
+// error is the whole story.
+func TestDoReturnsOpsContextErrorUnchanged(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	p := retry.New(noWait, retry.WithoutBudget())
+	var opErr error
+	err := p.Do(ctx, func(ctx context.Context) error {
+		cancel()
+		opErr = fmt.Errorf("send: %w", ctx.Err())
+		return opErr
+	})
+	if err != opErr {
+		t.Errorf("Do() = %#v, want the op's own error %#v", err, opErr)
+	}
+}
+
 func TestDoPanicPropagates(t *testing.T) {
 	p := retry.New(noWait)
 	defer func() {

@@ -25,7 +25,7 @@ func ExampleTraced() {
 	for _, s := range rec.Ended() {
 		for _, kv := range s.Attributes() {
 			if kv.Key == tracing.AttrOutcome || kv.Key == tracing.AttrInstance {
-				fmt.Println(s.Name(), kv.Key, kv.Value.Emit())
+				fmt.Println(s.Name(), kv.Key, kv.Value.String())
 			}
 		}
 	}

@@ -76,10 +76,14 @@ func WithSpanName(name func(*proxy.Request) string) Option {
 // Error; an open breaker's rejection adds an [EventBreakerRejected] event.
 // The inner layers get a context that carries the span.
 //
-// Traced belongs outermost; see the package documentation.
+// Traced belongs outermost; see the package documentation. It panics if an
+// option is nil, and the Middleware panics if the Service it wraps is nil.
 func Traced(opts ...Option) proxy.Middleware {
 	c := config{kind: trace.SpanKindInternal, name: defaultSpanName}
 	for _, o := range opts {
+		if o == nil {
+			panic("tracing: Traced with a nil Option")
+		}
 		o(&c)
 	}
 	if c.provider == nil {
@@ -88,6 +92,9 @@ func Traced(opts ...Option) proxy.Middleware {
 	tracer := c.provider.Tracer(ScopeName)
 	kind := trace.WithSpanKind(c.kind)
 	return func(next proxy.Service) proxy.Service {
+		if next == nil {
+			panic("tracing: Traced wrapping a nil Service")
+		}
 		return proxy.ServiceFunc(func(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
 			ctx, span := tracer.Start(ctx, c.name(req), kind)
 			defer span.End()
@@ -149,8 +156,10 @@ func defaultSpanName(r *proxy.Request) string {
 
 // RecordRetry adds an [EventRetry] event to the span in ctx, if any: attempt
 // is the number of the attempt about to start (2 for the first retry), err
-// the error that caused it, delay the backoff before it. Wire it to a retry
-// policy's retry hook.
+// the error that caused it, delay the backoff before it. It is for code that
+// retries with the call's ctx at hand. The hook of retry.WithOnRetry is not
+// such code: it is shared by every call of its policy, is given no ctx, and
+// numbers the attempt that failed (1 for the first retry), not the next.
 func RecordRetry(ctx context.Context, attempt int, err error, delay time.Duration) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {

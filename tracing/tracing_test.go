@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,28 @@ func TestTracedRecordsAndReraisesPanic(t *testing.T) {
 	spans := rec.Ended()
 	if len(spans) != 1 || spans[0].Status().Code != codes.Error {
 		t.Fatalf("after a panic: %d spans, want 1 with Error status", len(spans))
+	}
+}
+
+func TestTracedNilPanics(t *testing.T) {
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"Traced(nil)", func() { tracing.Traced(nil) }},
+		{"Traced()(nil)", func() { tracing.Traced()(nil) }},
+		{"WithTracerProvider(nil)", func() { tracing.WithTracerProvider(nil) }},
+		{"WithSpanName(nil)", func() { tracing.WithSpanName(nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); !strings.HasPrefix(fmt.Sprint(r), "tracing: ") {
+					t.Errorf("%s panicked with %v, want a \"tracing: \" panic", tt.name, r)
+				}
+			}()
+			tt.f()
+		})
 	}
 }
 

@@ -7,6 +7,8 @@ package canonjson
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 )
 
 // Append appends the canonical form of the JSON value raw to dst and returns
@@ -20,10 +22,10 @@ func Append(dst, raw []byte) ([]byte, bool) {
 	if err := dec.Decode(&v); err != nil {
 		return dst, false
 	}
-	if dec.More() {
-		return dst, false
-	}
-	if _, err := dec.Token(); err == nil {
+	// Only white space may follow the value: Token must find the end of
+	// the input. (More is no test of that: it reports false before a stray
+	// '}' or ']', on which Token fails with a syntax error.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return dst, false
 	}
 	out, err := json.Marshal(v)
