@@ -170,6 +170,15 @@ type cacheConfig struct {
 	Enabled bool          `yaml:"enabled"`
 	Size    int           `yaml:"size"`
 	TTL     time.Duration `yaml:"ttl"`
+	// Actions, when set, limits the cache to requests whose data.action
+	// is one of them (such as "get"), so that writes always reach the
+	// service. When empty, every request is cached.
+	Actions []string `yaml:"actions"`
+	// StaleWhileRevalidate serves an entry expired less than this long ago
+	// once more while one refresh runs; StaleIfError serves it when the
+	// refresh fails. Zero turns each off.
+	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         time.Duration `yaml:"stale_if_error"`
 }
 
 func (c *cacheConfig) setDefaults() {
@@ -188,6 +197,9 @@ type rateLimitConfig struct {
 	// everyone).
 	Key     string `yaml:"key"`
 	MaxKeys int    `yaml:"max_keys"`
+	// MaxWait lets a call over the rate wait up to this long for its
+	// token instead of being refused at once.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
 func (c *rateLimitConfig) setDefaults() {

@@ -199,6 +199,17 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 	if cc := c.Cache; cc != nil {
 		atLeast(v, p+".cache.size", int64(cc.Size), 1)
 		positive(v, p+".cache.ttl", cc.TTL)
+		if cc.StaleWhileRevalidate < 0 {
+			v.errorf(p+".cache.stale_while_revalidate", "must not be negative, got %v", cc.StaleWhileRevalidate)
+		}
+		if cc.StaleIfError < 0 {
+			v.errorf(p+".cache.stale_if_error", "must not be negative, got %v", cc.StaleIfError)
+		}
+		for i, a := range cc.Actions {
+			if !fieldRE.MatchString(a) {
+				v.errorf(fmt.Sprintf("%s.cache.actions[%d]", p, i), "want an action name such as get, got %q", a)
+			}
+		}
 	}
 	if rl := c.RateLimit; rl != nil {
 		if math.IsInf(rl.Rate, 0) || math.IsNaN(rl.Rate) || rl.Rate <= 0 {
@@ -209,6 +220,9 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 			v.errorf(p+".rate_limit.key", "want one of %s, got %q", strings.Join(limitKeys, ", "), rl.Key)
 		}
 		atLeast(v, p+".rate_limit.max_keys", int64(rl.MaxKeys), 1)
+		if rl.MaxWait < 0 {
+			v.errorf(p+".rate_limit.max_wait", "must not be negative, got %v", rl.MaxWait)
+		}
 	}
 	if bh := c.Bulkhead; bh != nil {
 		atLeast(v, p+".bulkhead.limit", int64(bh.Limit), 1)

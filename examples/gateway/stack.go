@@ -2,20 +2,25 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/proxykit/proxy"
 	"github.com/proxykit/proxy/audit"
 	"github.com/proxykit/proxy/balance"
 	"github.com/proxykit/proxy/breaker"
 	"github.com/proxykit/proxy/bulkhead"
+	"github.com/proxykit/proxy/cache"
 	"github.com/proxykit/proxy/metrics"
+	"github.com/proxykit/proxy/ratelimit"
 	"github.com/proxykit/proxy/retry"
 	"github.com/proxykit/proxy/stats"
 )
@@ -172,7 +177,9 @@ func newPool(sc *serviceConfig, instances []*instanceEntry) *balance.Balancer[pr
 //	Instrumented  counts and times every call (Prometheus and /api/v1/stats)
 //	Audited       records one audit event per call, refused ones included
 //	Validated     refuses malformed envelopes (400) before they cost anything
+//	Limited       a token bucket per user, principal or service (429)
 //	Bulkhead      bounds the calls in flight, shedding the excess (503)
+//	Cached        answers repeated reads from memory, one call per miss
 //	Retrying      retries transient failures within a budget
 //	Breaker       fails fast (503) while the service as a whole is failing
 //	Timeout       bounds each attempt (504)
@@ -211,8 +218,19 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 		proxy.WithMaxDataSize(int(g.cfg.Server.MaxBodyBytes)),
 		proxy.WithMaxDepth(g.cfg.Server.MaxJSONDepth),
 	))
+	if rl := sc.RateLimit; rl != nil {
+		lim := ratelimit.New(rate.Limit(rl.Rate), rl.Burst,
+			ratelimit.WithMaxKeys(rl.MaxKeys), ratelimit.WithMaxWait(rl.MaxWait))
+		mw = append(mw, proxy.Limited(lim, limitKeyFuncs[rl.Key]))
+	}
 	if bh := sc.Bulkhead; bh != nil {
 		mw = append(mw, proxy.Bulkhead(bulkhead.New(bh.Limit, bulkhead.WithMaxWait(bh.MaxWait)), proxy.KeyByService))
+	}
+	if cc := sc.Cache; cc != nil && cc.Enabled {
+		store := cache.New[string, *proxy.Response](cc.Size, cc.TTL,
+			cache.WithStaleWhileRevalidate(cc.StaleWhileRevalidate), cache.WithStaleIfError(cc.StaleIfError))
+		g.closers = append(g.closers, store)
+		mw = append(mw, cachedActions(cc.Actions, proxy.Cached(store, proxy.KeyByRequest)))
 	}
 	if r := sc.Retry; r != nil {
 		mw = append(mw, proxy.Retrying(retry.New(
@@ -242,6 +260,34 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 	mw = append(mw, proxy.Timeout(sc.Timeout))
 	s.svc = proxy.Chain(proxy.Balanced(s.pool), mw...)
 	return s, nil
+}
+
+// limitKeyFuncs maps rate_limit.key to the key a bucket belongs to.
+var limitKeyFuncs = map[string]proxy.KeyFunc{
+	"user":      proxy.KeyByUser,
+	"service":   proxy.KeyByService,
+	"principal": func(r *proxy.Request) string { return r.Meta(proxy.MetaPrincipal) },
+}
+
+// cachedActions applies the cache layer only to requests whose data.action
+// is one of actions (all requests when actions is empty), so that a
+// service's reads are cached while its writes always reach it.
+func cachedActions(actions []string, cached proxy.Middleware) proxy.Middleware {
+	if len(actions) == 0 {
+		return cached
+	}
+	return func(next proxy.Service) proxy.Service {
+		withCache := cached(next)
+		return proxy.ServiceFunc(func(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
+			var d struct {
+				Action string `json:"action"`
+			}
+			if json.Unmarshal(req.Data, &d) == nil && slices.Contains(actions, d.Action) {
+				return withCache.Process(ctx, req)
+			}
+			return next.Process(ctx, req)
+		})
+	}
 }
 
 // onBreakerEvent logs a breaker's change of state, reports it to the
