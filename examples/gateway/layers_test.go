@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/proxykit/proxy/audit"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -94,4 +100,67 @@ services:
 	assert.Equal(t, uint64(5), m.Calls.Requests)
 	prom := tg.do(t, http.MethodGet, "/metrics", "", "")
 	assert.Contains(t, string(prom.body), `proxy_cache_hits_total{service="user"} 2`)
+}
+
+// TestStatsMatchPrometheus makes calls with several outcomes and checks that
+// /api/v1/stats and /metrics report the same counts.
+func TestStatsMatchPrometheus(t *testing.T) {
+	tg := startGateway(t, testServer+testAuth(true)+`
+services:
+  payment:
+    roles: [guest]
+    rate_limit: {rate: 0.01, burst: 3, key: service}
+    instances: [{name: payment-1, demo: payment}]
+`)
+	tg.process(t, "payment", "", payment("p1"))                                                     // ok
+	tg.process(t, "payment", "", `{"id":"p2","user_id":"u","data":{"amount":-1,"currency":"INR"}}`) // invalid
+	tg.process(t, "payment", "", payment("p3"))                                                     // ok
+	tg.process(t, "payment", "", payment("p4"))                                                     // rate_limited
+	tg.process(t, "payment", "", `{"id":"","user_id":"u","data":{}}`)                               // invalid, before the limiter
+
+	st := tg.do(t, http.MethodGet, "/api/v1/stats", "", "")
+	require.Equal(t, http.StatusOK, st.status)
+	var snap statsSnapshot
+	require.NoError(t, json.Unmarshal(st.body, &snap))
+	got := snap.Services["payment"].Calls.Outcomes
+	assert.Equal(t, uint64(2), got["ok"])
+	assert.Equal(t, uint64(2), got["invalid"])
+	assert.Equal(t, uint64(1), got["rate_limited"])
+
+	prom := string(tg.do(t, http.MethodGet, "/metrics", "", "").body)
+	for outcome, n := range got {
+		line := fmt.Sprintf("proxy_requests_total{outcome=%q,service=\"payment\"} %d\n", outcome, n)
+		assert.Contains(t, prom, line, "the Prometheus figure for %s", outcome)
+	}
+}
+
+// TestAuditFile records every call that reaches the stack, refused ones
+// included, in a hash-chained file that verifies after shutdown, keeps the
+// chosen data fields with secrets masked, and never holds a token.
+func TestAuditFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "audit.log")
+	tg := startGateway(t, strings.Replace(testServer, "audit: {sink: off}", "audit: {sink: file, file: "+file+", fail_closed: true, fields: [amount, card], redact: [number]}", 1)+testAuth(true)+`
+services:
+  payment:
+    roles: [guest, client]
+    instances: [{name: payment-1, demo: payment}]
+`)
+	const canary = "CANARY-4242-SECRET"
+	body := `{"id":"p1","user_id":"u","data":{"amount":5,"currency":"INR","description":"` + canary + `"}}`
+	require.Equal(t, http.StatusOK, tg.process(t, "payment", clientToken, body).status)
+	a := tg.do(t, http.MethodPost, "/api/v1/services/payment/process", clientToken,
+		`{"id":"p2","user_id":"u","data":{"amount":5,"currency":"INR","card":{"number":"`+canary+`"}}}`)
+	require.Equal(t, http.StatusBadRequest, a.status, "body %s", a.body)
+	tg.stop()
+
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	head, err := audit.Verify(bytes.NewReader(data))
+	require.NoError(t, err, "audit.Verify")
+	assert.Equal(t, uint64(2), head.Seq, "one record per call, the refused one included")
+	assert.NotContains(t, string(data), canary, "neither unkept data nor redacted values reach the log")
+	assert.NotContains(t, string(data), clientToken)
+	assert.Contains(t, string(data), `"card":{"number":"[REDACTED]"}`)
+	assert.Contains(t, string(data), `"principal":"alice"`)
+	assert.Contains(t, string(data), `"outcome":"invalid"`)
 }
