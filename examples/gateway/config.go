@@ -73,6 +73,9 @@ func (c *corsConfig) setDefaults() {
 
 // websocketConfig holds the settings of the /ws event stream.
 type websocketConfig struct {
+	// Roles may open the stream, which shows every caller's requests.
+	// When empty, only the admin roles may.
+	Roles []string `yaml:"roles"`
 	// AllowedOrigins lists host patterns (path.Match syntax) of the pages
 	// that may open the stream besides the gateway's own origin.
 	AllowedOrigins []string      `yaml:"allowed_origins"`

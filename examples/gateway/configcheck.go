@@ -113,6 +113,11 @@ func (c *serverConfig) validate(v *validator, p string) {
 			v.errorf(q, "bad host pattern %q: %v", o, err)
 		}
 	}
+	for i, r := range c.WebSocket.Roles {
+		if !roleRE.MatchString(r) {
+			v.errorf(fmt.Sprintf("%s.roles[%d]", ws, i), "not a role name: %q", r)
+		}
+	}
 	atLeast(v, ws+".read_limit", c.WebSocket.ReadLimit, 128)
 	atLeast(v, ws+".client_buffer", int64(c.WebSocket.ClientBuffer), 1)
 	atLeast(v, ws+".max_clients", int64(c.WebSocket.MaxClients), 1)

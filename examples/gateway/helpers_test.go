@@ -66,6 +66,7 @@ server:
   cors:
     allowed_origins: [https://app.example.com]
   websocket:
+    roles: [client]
     stats_interval: 20ms
     client_buffer: 256
 audit: {sink: off}

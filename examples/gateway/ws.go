@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,8 +24,10 @@ const (
 )
 
 // handleWS serves GET /ws: the live event stream. The caller authenticates
-// as for the API (header, token query parameter or bearer subprotocol); a
-// browser page must come from the gateway's own origin or an allowed one.
+// as for the API (header, token query parameter or bearer subprotocol) and
+// must have an admin role or one of server.websocket.roles, since the stream
+// shows every caller's requests; a browser page must come from the
+// gateway's own origin or an allowed one.
 // The stream is one-way: a client that sends a data message is
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +39,11 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ci.principal = who.Name
 	wc := g.cfg.Server.WebSocket
+	if !allowed(who, wc.Roles) && !g.auth.isAdmin(who) {
+		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
+			Message: "role " + strconv.Quote(who.Role) + " may not watch the event stream"})
+		return
+	}
 	if err := checkOrigin(r, wc.AllowedOrigins); err != nil {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()})
 		return
