@@ -81,7 +81,7 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		e := errorFor(s.name, err)
 		ev.Status = e.Status
 		if e.Status >= 500 {
-			ci.log.Warn("call failed", "service", s.name, "outcome", ev.Outcome, "err", err)
+			ci.logger().Warn("call failed", "service", s.name, "outcome", ev.Outcome, "err", err)
 		}
 		g.publishRequest(ev)
 		writeError(w, e)

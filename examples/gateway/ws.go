@@ -59,7 +59,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		OriginPatterns: wc.AllowedOrigins,
 	})
 	if err != nil {
-		ci.log.Info("websocket handshake failed", "err", err)
+		ci.logger().Info("websocket handshake failed", "err", err)
 		return
 	}
 	conn.SetReadLimit(wc.ReadLimit)
@@ -79,7 +79,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.CloseNow()
 		<-readDone
 	}()
-	ci.log.Info("stream client connected", "principal", who.Name)
+	ci.logger().Info("stream client connected", "principal", who.Name)
 
 	write := func(msg []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), wc.WriteTimeout)
@@ -96,7 +96,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		select {
 		case msg := <-sub.C:
 			if err := write(msg); err != nil {
-				ci.log.Info("stream client gone", "err", err)
+				ci.logger().Info("stream client gone", "err", err)
 				return
 			}
 		case <-sub.Done():
@@ -104,13 +104,13 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(sub.Err(), errSlowClient) {
 				code, reason = websocket.StatusPolicyViolation, "too slow: events were dropped"
 			}
-			ci.log.Info("stream client closed", "reason", sub.Err())
+			ci.logger().Info("stream client closed", "reason", sub.Err())
 			_ = conn.Close(code, reason)
 			return
 		case err := <-readDone:
 			readDone <- err // for the deferred wait
 			if errors.Is(err, errDataMessage) {
-				ci.log.Info("stream client sent data: closing")
+				ci.logger().Info("stream client sent data: closing")
 				_ = conn.Close(websocket.StatusPolicyViolation, "the stream is one-way")
 			}
 			return
