@@ -13,6 +13,7 @@ type config struct {
 	Auth     authConfig                `yaml:"auth"`
 	Audit    auditConfig               `yaml:"audit"`
 	Log      logConfig                 `yaml:"log"`
+	Tracing  tracingConfig             `yaml:"tracing"`
 	Seed     uint64                    `yaml:"seed"`
 	Services map[string]*serviceConfig `yaml:"services"`
 }
@@ -22,6 +23,7 @@ func (c *config) setDefaults() {
 	c.Auth.setDefaults()
 	c.Audit.setDefaults()
 	c.Log.setDefaults()
+	c.Tracing.setDefaults()
 }
 
 // serverConfig holds the HTTP server's settings.
@@ -145,6 +147,22 @@ type logConfig struct {
 }
 
 func (c *logConfig) setDefaults() { c.Level = "info" }
+
+// tracingConfig sets OpenTelemetry tracing: a span per call, continued from
+// the caller's traceparent header and passed on to remote instances.
+type tracingConfig struct {
+	// Exporter is "off" or "log" (each span a JSON line on the gateway's
+	// log).
+	Exporter string `yaml:"exporter"`
+	// SampleRatio is the share of new traces recorded, from 0 to 1; a
+	// trace the caller sampled is always recorded.
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
+func (c *tracingConfig) setDefaults() {
+	c.Exporter = "off"
+	c.SampleRatio = 1
+}
 
 // serviceConfig is one service: who may call it, the stack in front of it,
 // and its instances. A section that is absent (cache, rate_limit, breaker,

@@ -26,6 +26,8 @@ var (
 	limitKeys  = []string{"user", "principal", "service"}
 	auditSinks = []string{"log", "file", "off"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
+	// tracingExporters are the values of tracing.exporter.
+	tracingExporters = []string{"off", "log"}
 )
 
 // validate checks the settings that the YAML decoder cannot: ranges,
@@ -34,6 +36,10 @@ func (c *config) validate(v *validator) {
 	c.Server.validate(v, "server")
 	c.Auth.validate(v, "auth")
 	c.Audit.validate(v, "audit")
+	if !slices.Contains(tracingExporters, c.Tracing.Exporter) {
+		v.errorf("tracing.exporter", "want one of %s, got %q", strings.Join(tracingExporters, ", "), c.Tracing.Exporter)
+	}
+	between(v, "tracing.sample_ratio", c.Tracing.SampleRatio, 0, 1)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		v.errorf("log.level", "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
 	}

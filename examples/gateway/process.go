@@ -62,6 +62,9 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		req.Metadata[proxy.MetaIdempotencyKey] = key
 	}
 	ctx := r.Context()
+	if g.shared.tracer != nil {
+		ctx = extractTrace(ctx, r.Header)
+	}
 	// A gateway in front of this one says how long it will wait.
 	if ms, err := strconv.ParseInt(r.Header.Get(timeoutHeader), 10, 64); err == nil && ms > 0 {
 		var cancel context.CancelFunc

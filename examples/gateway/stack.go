@@ -23,6 +23,8 @@ import (
 	"github.com/proxykit/proxy/ratelimit"
 	"github.com/proxykit/proxy/retry"
 	"github.com/proxykit/proxy/stats"
+	"github.com/proxykit/proxy/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // A serviceEntry is one configured service: its stack, its instances and
@@ -60,6 +62,7 @@ func (f closerFunc) Close() error { return f() }
 // sharedLayers are the parts of the stack that every service shares: the
 // observers behind Instrumented and the audit sink behind Audited.
 type sharedLayers struct {
+	tracer       *sdktrace.TracerProvider // nil when tracing is off
 	metrics      *metrics.Metrics
 	stats        *stats.Recorder
 	auditSink    audit.Sink // nil when audit is off
@@ -70,6 +73,16 @@ type sharedLayers struct {
 // is closed last of all, in closeAll, so that it records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
+	if tp := newTracerProvider(g.cfg.Tracing, g.log); tp != nil {
+		sh.tracer = tp
+		// Shut down (flushing the last spans) in closeAll, once every
+		// call has ended.
+		g.closers = append(g.closers, closerFunc(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return tp.Shutdown(ctx)
+		}))
+	}
 	g.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gateway_audit_dropped_total",
 		Help: "Calls served whose audit record could not be written (audit.fail_closed: false).",
@@ -174,6 +187,7 @@ func newPool(sc *serviceConfig, instances []*instanceEntry) *balance.Balancer[pr
 // buildService builds one service's stack from its configuration. This is
 // the one place where the stack is assembled. Outermost first:
 //
+//	Traced        a span per call, when tracing is on
 //	Instrumented  counts and times every call (Prometheus and /api/v1/stats)
 //	Audited       records one audit event per call, refused ones included
 //	Validated     refuses malformed envelopes (400) before they cost anything
@@ -199,7 +213,11 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 		return pool.Close()
 	}))
 
-	mw := []proxy.Middleware{proxy.Instrumented(proxy.MultiObserver(sh.metrics, sh.stats))}
+	var mw []proxy.Middleware
+	if sh.tracer != nil {
+		mw = append(mw, tracing.Traced(tracing.WithTracerProvider(sh.tracer)))
+	}
+	mw = append(mw, proxy.Instrumented(proxy.MultiObserver(sh.metrics, sh.stats)))
 	if sh.auditSink != nil {
 		ac := g.cfg.Audit
 		opts := []proxy.AuditOption{proxy.WithAuditTimeout(ac.Timeout)}
@@ -237,7 +255,10 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 			retry.WithMaxAttempts(r.Attempts),
 			retry.WithBackoff(r.InitialBackoff, r.MaxBackoff, 2),
 			retry.WithBudget(r.Budget, r.BudgetReserve),
-			retry.WithOnRetry(func(context.Context, int, error, time.Duration) { sh.metrics.RecordRetry(name) }),
+			retry.WithOnRetry(func(ctx context.Context, attempt int, err error, delay time.Duration) {
+				sh.metrics.RecordRetry(name)
+				tracing.RecordRetry(ctx, attempt, err, delay)
+			}),
 		)))
 	}
 	if bc := sc.Breaker; bc != nil {
