@@ -135,3 +135,45 @@ func (g *gateway) authorizedService(w http.ResponseWriter, r *http.Request) (*se
 	}
 	return s, who, true
 }
+
+// breakerState names the state of s's breaker ("closed", "half-open" or
+// "open"), or "" when it has none. Reading it moves an open breaker whose
+// cool-down is over to half-open, and announces that.
+func (s *serviceEntry) breakerState() string {
+	if s.breaker == nil {
+		return ""
+	}
+	return s.breaker.State().String()
+}
+
+// instanceStatuses reports each instance's health as the balancer sees it.
+func (s *serviceEntry) instanceStatuses() []instanceStatus {
+	states := s.pool.Snapshot()
+	out := make([]instanceStatus, 0, len(states))
+	for i, st := range states {
+		in := s.instances[i]
+		is := instanceStatus{
+			Name: in.name, Kind: in.kind(), URL: in.url, Healthy: st.Eligible,
+			InFlight: st.InFlight, Calls: st.Calls, Successes: st.Successes, Failures: st.Failures,
+			ConsecutiveFailures: st.ConsecutiveFailures, Ejections: st.Ejections,
+		}
+		switch {
+		case !st.Healthy:
+			is.State = "down"
+		case !st.EjectedUntil.IsZero():
+			is.State = "ejected"
+			until := st.EjectedUntil.UTC()
+			is.EjectedUntil = &until
+		default:
+			is.State = "healthy"
+		}
+		if st.CheckErr != nil {
+			is.CheckError = st.CheckErr.Error()
+		}
+		if in.demo != nil {
+			is.Fault = in.demo.currentFault().json()
+		}
+		out = append(out, is)
+	}
+	return out
+}

@@ -72,12 +72,7 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 	}
 	g.shared = shared
 	for _, name := range sortedKeys(cfg.Services) {
-		s, err := g.buildService(name, cfg.Services[name], shared)
-		if err != nil {
-			_ = g.closeAll()
-			return nil, fmt.Errorf("service %s: %w", name, err)
-		}
-		g.services[name] = s
+		g.services[name] = g.buildService(name, cfg.Services[name], shared)
 		g.names = append(g.names, name)
 	}
 	g.handler = g.routes()
