@@ -22,15 +22,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildGateway builds the gateway binary into dir.
+// buildGateway builds the gateway binary into dir, with the race detector
+// when the tests have it: the packages are then already compiled, and the
+// process is checked for races too.
 func buildGateway(t *testing.T, dir string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build the gateway with")
-	}
+	require.NoError(t, err, "the go tool, to build the gateway with")
 	bin := filepath.Join(dir, "gateway")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool, append(args, ".")...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
