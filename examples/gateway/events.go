@@ -11,7 +11,8 @@ import (
 
 // onBreakerEvent logs a breaker's change of state, reports it to the
 // metrics and puts it on the event stream.
-func (g *gateway) onBreakerEvent(sh *sharedLayers, service string, ev breaker.Event) {
+func (g *gateway) onBreakerEvent(service string, ev breaker.Event) {
+	sh := g.shared
 	g.log.Info("breaker "+ev.To.String(), "service", service, "from", ev.From.String(), "to", ev.To.String())
 	state := metrics.BreakerClosed
 	switch ev.To {
@@ -28,7 +29,8 @@ func (g *gateway) onBreakerEvent(sh *sharedLayers, service string, ev breaker.Ev
 
 // onInstanceEvent logs a change in an instance's state and puts it on the
 // event stream.
-func (g *gateway) onInstanceEvent(sh *sharedLayers, service string, ev balance.Event) {
+func (g *gateway) onInstanceEvent(service string, ev balance.Event) {
+	sh := g.shared
 	sh.metrics.SetInstanceHealthy(service, ev.Instance, ev.Kind == balance.Up || ev.Kind == balance.Returned)
 	attrs := []any{"service", service, "instance", ev.Instance, "change", ev.Kind.String()}
 	if ev.Err != nil {
@@ -46,15 +48,9 @@ func (g *gateway) onInstanceEvent(sh *sharedLayers, service string, ev balance.E
 	g.hub.publish(event{Type: "health", Time: time.Now().UTC(), Data: data})
 }
 
-// startBackground starts the gateway's background work: the active health
-// checks and the stats snapshot on the event stream. The returned channel
-// is closed when all of it has stopped after ctx ends.
+// startBackground starts the stats snapshot on the event stream. The
+// returned channel is closed when it has stopped after ctx ends.
 func (g *gateway) startBackground(ctx context.Context) <-chan struct{} {
-	for _, name := range g.names {
-		if s := g.services[name]; s.cfg.HealthCheck != nil {
-			s.pool.Start() // stopped by the pool's Close, in closeAll
-		}
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -35,18 +35,27 @@ func (in *instanceEntry) kind() string {
 	return "remote"
 }
 
-// buildInstances makes the instances of a service: demo instances share one
-// backend, as replicas share a database; remote ones share the gateway's
-// HTTP client.
-func (g *gateway) buildInstances(sc *serviceConfig) []*instanceEntry {
-	var backend demoBackend
+// A backendEntry is the data of a demo service and its kind.
+type backendEntry struct {
+	kind    string
+	backend demoBackend
+}
+
+// buildInstances makes the instances of service: demo instances share one
+// backend, as replicas share a database, which outlives reloads while the
+// service keeps its kind; remote ones share the gateway's HTTP client.
+// g.mu must be held, or the gateway not yet shared.
+func (g *gateway) buildInstances(service string, sc *serviceConfig) []*instanceEntry {
 	var out []*instanceEntry
 	for _, ic := range sc.Instances {
 		in := &instanceEntry{name: ic.Name}
 		if ic.Demo != "" {
-			if backend == nil {
-				backend = demoFactories[ic.Demo]()
+			be, ok := g.backends[service]
+			if !ok || be.kind != ic.Demo {
+				be = backendEntry{kind: ic.Demo, backend: demoFactories[ic.Demo]()}
+				g.backends[service] = be
 			}
+			backend := be.backend
 			f := fault{Latency: ic.Latency, Jitter: ic.Jitter, ErrorRate: ic.ErrorRate, Down: ic.Down}
 			in.demo = newDemoInstance(ic.Name, ic.Demo, backend, f, g.cfg.Seed)
 			in.svc = in.demo

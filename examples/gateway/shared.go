@@ -27,8 +27,9 @@ type sharedLayers struct {
 	auditDropped atomic.Uint64
 }
 
-// newSharedLayers builds what every service's stack shares. The audit sink
-// is closed last of all, in closeAll, so that it records every call.
+// newSharedLayers builds what every service's stack shares, across reloads
+// too. The audit sink is closed last of all, in closeAll, so that it
+// records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
 	if tp := newTracerProvider(g.cfg.Tracing, g.log); tp != nil {

@@ -40,15 +40,16 @@ func (f closerFunc) Close() error { return f() }
 //	Balanced      picks a healthy instance, ejects failing ones
 //
 // A layer whose section is absent from the configuration is left out.
-func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers) *serviceEntry {
-	s := &serviceEntry{name: name, cfg: sc, instances: g.buildInstances(sc)}
+func (g *gateway) buildService(t *table, name string, sc *serviceConfig) *serviceEntry {
+	sh := g.shared
+	s := &serviceEntry{name: name, cfg: sc, instances: g.buildInstances(name, sc)}
 	s.pool = newPool(sc, s.instances)
 	for _, in := range s.instances {
 		sh.metrics.SetInstanceHealthy(name, in.name, true)
 	}
-	cancelPool := s.pool.Subscribe(func(ev balance.Event) { g.onInstanceEvent(sh, name, ev) })
+	cancelPool := s.pool.Subscribe(func(ev balance.Event) { g.onInstanceEvent(name, ev) })
 	pool := s.pool
-	g.closers = append(g.closers, closerFunc(func() error {
+	t.closers = append(t.closers, closerFunc(func() error {
 		cancelPool()
 		return pool.Close()
 	}))
@@ -87,7 +88,7 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 	if cc := sc.Cache; cc != nil && cc.Enabled {
 		store := cache.New[string, *proxy.Response](cc.Size, cc.TTL,
 			cache.WithStaleWhileRevalidate(cc.StaleWhileRevalidate), cache.WithStaleIfError(cc.StaleIfError))
-		g.closers = append(g.closers, store)
+		t.closers = append(t.closers, store)
 		mw = append(mw, cachedActions(cc.Actions, proxy.Cached(store, proxy.KeyByRequest)))
 	}
 	if r := sc.Retry; r != nil {
@@ -114,8 +115,8 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 		}
 		s.breaker = breaker.New(opts...)
 		sh.metrics.SetBreakerState(name, metrics.BreakerClosed)
-		cancelBreaker := s.breaker.Subscribe(func(ev breaker.Event) { g.onBreakerEvent(sh, name, ev) })
-		g.closers = append(g.closers, closerFunc(func() error { cancelBreaker(); return nil }))
+		cancelBreaker := s.breaker.Subscribe(func(ev breaker.Event) { g.onBreakerEvent(name, ev) })
+		t.closers = append(t.closers, closerFunc(func() error { cancelBreaker(); return nil }))
 		mw = append(mw, proxy.Breaker(s.breaker))
 	}
 	mw = append(mw, proxy.Timeout(sc.Timeout))

@@ -32,14 +32,15 @@ const (
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
-	who, aerr := g.auth.authenticate(r, wsToken(r))
+	t := g.current()
+	who, aerr := t.auth.authenticate(r, wsToken(r))
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
 	ci.principal = who.Name
 	wc := g.cfg.Server.WebSocket
-	if !allowed(who, wc.Roles) && !g.auth.isAdmin(who) {
+	if !allowed(who, t.wsRoles) && !t.auth.isAdmin(who) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "role " + strconv.Quote(who.Role) + " may not watch the event stream"})
 		return
@@ -87,7 +88,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		return conn.Write(ctx, websocket.MessageText, msg)
 	}
 	hello, _ := json.Marshal(event{Type: "hello", Time: time.Now().UTC(), Data: map[string]any{
-		"principal": who.Name, "role": who.Role, "services": g.names,
+		"principal": who.Name, "role": who.Role, "services": t.names,
 	}})
 	if err := write(hello); err != nil {
 		return
