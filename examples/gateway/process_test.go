@@ -60,7 +60,7 @@ auth:
   anonymous_role: guest
 audit:
   sink: file
-  file: `+auditLog+`
+  file: ` + auditLog + `
   fail_closed: true
   fields: [amount, currency]
 log: {level: info}
