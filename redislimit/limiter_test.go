@@ -26,11 +26,8 @@ func newClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
 		Addr:                  addr,
-		DialTimeout:           100 * time.Millisecond,
-		ReadTimeout:           100 * time.Millisecond,
-		WriteTimeout:          100 * time.Millisecond,
-		MaxRetries:            -1, // the limiter's own timeout and retry interval decide
-		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,   // the limiter's own timeout and retry interval decide
+		ContextTimeoutEnabled: true, // through the context's deadline
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
