@@ -126,7 +126,11 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 			// local fallback gets half of the burst of 200.
 			lim := redislimit.New(newClient(t, srv.Addr()), 0.1, 200,
 				redislimit.WithFailureMode(tt.mode), redislimit.WithReplicas(2),
-				redislimit.WithRetryInterval(retry), redislimit.WithClock(clk))
+				redislimit.WithRetryInterval(retry), redislimit.WithClock(clk),
+				// Generous, so a loaded machine cannot turn a slow answer
+				// into a failure; TestHungRedisIsBoundedByTimeout checks the
+				// timeout itself.
+				redislimit.WithTimeout(2*time.Second))
 			echo := proxy.ServiceFunc(func(_ context.Context, req *proxy.Request) (*proxy.Response, error) {
 				return &proxy.Response{RequestID: req.ID}, nil
 			})
