@@ -25,15 +25,21 @@
 //
 // # The order of the layers
 //
-// Outermost first: Instrumented, Audited, Validated, Limited, Cached,
-// Retrying, Breaker, Timeout, Balanced.
+// Outermost first: (tracing.Traced,) Instrumented, Audited, Validated,
+// Limited, Bulkhead, Cached, Retrying, Breaker, Timeout, Balanced.
 //
+//   - Traced, from the tracing package, goes outside everything when used,
+//     so that its span covers the whole call and every layer inside can mark
+//     it.
 //   - Instrumented and Audited see every call, including the ones the inner
-//     layers reject, so they go outside everything.
+//     layers reject, so they go outside everything else.
 //   - Validated rejects malformed requests before they spend a token of the
 //     rate limit or a cache lookup.
 //   - Limited comes before Cached so that a cache hit is still a call the
 //     user made; put Cached first if hits should be free.
+//   - Bulkhead comes after Limited: the rate limit bounds how often calls
+//     start, the bulkhead how many run at once, so a slow backend cannot
+//     pile up goroutines; a shed call spends no retry budget.
 //   - Cached comes before Retrying so that a hit costs no retry budget.
 //   - Retrying wraps Breaker so that a rejection by an open breaker is not
 //     retried in a tight loop, and each retry is a fresh breaker decision.

@@ -95,7 +95,7 @@ func TestBudgetRefundsUnusedRetry(t *testing.T) {
 	clk := clocktest.New(t0)
 	var cancelOnRetry atomic.Pointer[context.CancelFunc]
 	p := retry.New(retry.WithBudget(1, 0), retry.WithClock(clk), noWait,
-		retry.WithOnRetry(func(int, error, time.Duration) {
+		retry.WithOnRetry(func(context.Context, int, error, time.Duration) {
 			if cancel := cancelOnRetry.Load(); cancel != nil {
 				(*cancel)()
 			}

@@ -54,7 +54,7 @@ func ExampleWithOnRetry() {
 	retries := 0 // a metrics counter, say
 	p := retry.New(
 		retry.WithBackoff(0, 0, 1), // retry at once, so the example does not sleep
-		retry.WithOnRetry(func(attempt int, err error, delay time.Duration) {
+		retry.WithOnRetry(func(_ context.Context, attempt int, err error, delay time.Duration) {
 			retries++
 			fmt.Printf("attempt %d failed (%v), retrying in %v\n", attempt, err, delay)
 		}),

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -48,7 +49,7 @@ type config struct {
 	multiplier   float64
 	jitter       float64
 	retryable    func(error) bool
-	onRetry      func(attempt int, err error, delay time.Duration)
+	onRetry      func(ctx context.Context, attempt int, err error, delay time.Duration)
 	budget       bool
 	budgetRatio  float64
 	budgetPerSec float64
@@ -105,12 +106,13 @@ func WithRetryable(f func(err error) bool) Option {
 	return func(c *config) { c.retryable = f }
 }
 
-// WithOnRetry sets a hook called before each retry, with the number of the
-// attempt that failed (1 for the first), its error and the wait about to
-// start, for metrics and tracing. It is called on the caller's goroutine,
+// WithOnRetry sets a hook called before each retry, with the ctx of the call
+// being retried, the number of the attempt that failed (1 for the first),
+// its error and the wait about to start, for metrics and tracing (the ctx
+// carries the call's span: tracing.RecordRetry fits here as it is). It is called on the caller's goroutine,
 // under no lock, and must be safe for concurrent use. It is not called for
 // a failure that is not retried. It panics if f is nil.
-func WithOnRetry(f func(attempt int, err error, delay time.Duration)) Option {
+func WithOnRetry(f func(ctx context.Context, attempt int, err error, delay time.Duration)) Option {
 	if f == nil {
 		panic("retry: WithOnRetry(nil)")
 	}

@@ -22,7 +22,7 @@ type Policy struct {
 	multiplier  float64
 	jitter      float64
 	retryable   func(error) bool
-	onRetry     func(attempt int, err error, delay time.Duration)
+	onRetry     func(ctx context.Context, attempt int, err error, delay time.Duration)
 	clock       Clock
 	budget      *budget // nil: no budget
 }
@@ -153,7 +153,7 @@ func (p *Policy) retry(ctx context.Context, retryable func(error) bool, op func(
 		}
 		delay := b.NextBackOff()
 		if p.onRetry != nil {
-			p.onRetry(attempt, err, delay)
+			p.onRetry(ctx, attempt, err, delay)
 		}
 		if cerr := wait(ctx, delay); cerr != nil {
 			if p.budget != nil {

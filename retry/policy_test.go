@@ -176,7 +176,7 @@ func TestDoBackoffDelays(t *testing.T) {
 			retry.WithBackoff(100*time.Millisecond, time.Second, 2),
 			retry.WithJitter(0),
 			retry.WithoutBudget(),
-			retry.WithOnRetry(func(_ int, _ error, d time.Duration) { delays = append(delays, d) }),
+			retry.WithOnRetry(func(_ context.Context, _ int, _ error, d time.Duration) { delays = append(delays, d) }),
 		)
 		c := failing(6, errTransient)
 		start := time.Now()
@@ -203,7 +203,7 @@ func TestDoJitter(t *testing.T) {
 			retry.WithBackoff(nominal, nominal, 1),
 			retry.WithJitter(0.5),
 			retry.WithoutBudget(),
-			retry.WithOnRetry(func(_ int, _ error, d time.Duration) { delays = append(delays, d) }),
+			retry.WithOnRetry(func(_ context.Context, _ int, _ error, d time.Duration) { delays = append(delays, d) }),
 		)
 		for range 50 {
 			_ = p.Do(t.Context(), failing(2, errTransient).op)
@@ -225,7 +225,7 @@ func TestDoOnRetry(t *testing.T) {
 	e1, e2 := errors.New("e1"), errors.New("e2")
 	var got []string
 	p := retry.New(noWait, retry.WithoutBudget(), retry.WithMaxAttempts(4),
-		retry.WithOnRetry(func(attempt int, err error, d time.Duration) {
+		retry.WithOnRetry(func(_ context.Context, attempt int, err error, d time.Duration) {
 			got = append(got, fmt.Sprintf("%d:%v:%v", attempt, err, d))
 		}))
 	c := &counter{errs: []error{e1, e2, retry.Permanent(errOther)}}

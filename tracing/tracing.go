@@ -155,11 +155,10 @@ func defaultSpanName(r *proxy.Request) string {
 }
 
 // RecordRetry adds an [EventRetry] event to the span in ctx, if any: attempt
-// is the number of the attempt about to start (2 for the first retry), err
-// the error that caused it, delay the backoff before it. It is for code that
-// retries with the call's ctx at hand. The hook of retry.WithOnRetry is not
-// such code: it is shared by every call of its policy, is given no ctx, and
-// numbers the attempt that failed (1 for the first retry), not the next.
+// is the number of the attempt that failed (1 for the first retry), err its
+// error, delay the backoff before the next attempt. Its signature is that of
+// the retry policy's hook, so that retry.WithOnRetry(RecordRetry) puts every
+// retry on the span of the call being retried.
 func RecordRetry(ctx context.Context, attempt int, err error, delay time.Duration) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/proxykit/proxy"
+	"github.com/proxykit/proxy/retry"
 	"github.com/proxykit/proxy/tracing"
 )
 
@@ -196,5 +197,43 @@ func BenchmarkTracedNoopProvider(b *testing.B) {
 		if _, err := svc.Process(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRetriesAppearOnTheSpan wires the retry policy's hook to RecordRetry:
+// each retry of a call is an event on that call's span.
+func TestRetriesAppearOnTheSpan(t *testing.T) {
+	rec, tp := newRecorder(t)
+	var calls int
+	flaky := proxy.ServiceFunc(func(_ context.Context, req *proxy.Request) (*proxy.Response, error) {
+		calls++
+		if calls < 3 {
+			return nil, errors.New("connection reset")
+		}
+		return &proxy.Response{RequestID: req.ID}, nil
+	})
+	policy := retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(0, 0, 1), retry.WithoutBudget(),
+		retry.WithOnRetry(tracing.RecordRetry))
+	svc := proxy.Chain(flaky, tracing.Traced(tracing.WithTracerProvider(tp)), proxy.Retrying(policy))
+	if _, err := svc.Process(t.Context(), &proxy.Request{ID: "r", Service: "payment"}); err != nil {
+		t.Fatalf("Process = %v, want success on the third attempt", err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("ended spans = %d, want 1", len(spans))
+	}
+	var attempts []int64
+	for _, e := range spans[0].Events() {
+		if e.Name != tracing.EventRetry {
+			continue
+		}
+		for _, kv := range e.Attributes {
+			if kv.Key == "proxy.retry.attempt" {
+				attempts = append(attempts, kv.Value.AsInt64())
+			}
+		}
+	}
+	if fmt.Sprint(attempts) != "[1 2]" {
+		t.Errorf("retry events for attempts %v, want [1 2]", attempts)
 	}
 }
