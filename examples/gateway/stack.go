@@ -219,7 +219,7 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 			retry.WithMaxAttempts(r.Attempts),
 			retry.WithBackoff(r.InitialBackoff, r.MaxBackoff, 2),
 			retry.WithBudget(r.Budget, r.BudgetReserve),
-			retry.WithOnRetry(func(int, error, time.Duration) { sh.metrics.RecordRetry(name) }),
+			retry.WithOnRetry(func(context.Context, int, error, time.Duration) { sh.metrics.RecordRetry(name) }),
 		)))
 	}
 	if bc := sc.Breaker; bc != nil {
