@@ -99,6 +99,7 @@ func (g *gateway) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", g.handleReadiness)
 	mux.Handle("GET /metrics", g.metricsHandler())
 	mux.HandleFunc("GET /ws", g.handleWS)
+	g.dashboardRoutes(mux)
 	return g.withCallInfo(g.withCORS(withJSONFallbacks(mux)))
 }
 

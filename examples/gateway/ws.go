@@ -22,14 +22,14 @@ const (
 	wsTokenQueryKey = "token"
 )
 
-// handleWS serves GET /ws: the live event stream. The caller authenticates
-// as for the API (header, token query parameter or bearer subprotocol); a
-// browser page must come from the gateway's own origin or an allowed one.
+// handleWS serves GET /ws: the live event stream. The caller sends a token
+// (header, token query parameter or bearer subprotocol; see
+// streamPrincipal); a browser page must come from the gateway's own origin or an allowed one.
 // The stream is one-way: a client that sends a data message is
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
-	who, aerr := g.auth.authenticate(r, wsToken(r))
+	who, aerr := g.streamPrincipal(r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

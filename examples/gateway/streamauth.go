@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"strings"
+)
+
+// localDemoPrincipal is who a stream client is when the localhost demo lets
+// it in without a token.
+var localDemoPrincipal = principal{Name: "localhost-demo"}
+
+// streamPrincipal authenticates a client of the /ws event stream. The
+// stream shows every caller's calls, so, unlike the API, it never lets in a
+// caller without a token, even when the configuration has an anonymous
+// role, with one exception: when server.websocket.localhost_demo is on, a
+// client on the gateway's own machine that asks for a local host name (see
+// localClient) gets in as localhost-demo. A token, when sent, is checked as
+// for the API, whatever the demo.
+func (g *gateway) streamPrincipal(r *http.Request) (principal, *apiError) {
+	token := wsToken(r)
+	if token != "" || r.Header.Get("Authorization") != "" {
+		return g.auth.authenticate(r, token)
+	}
+	if g.cfg.Server.WebSocket.LocalhostDemo && localClient(r) {
+		return localDemoPrincipal, nil
+	}
+	return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
+		Message: "the event stream needs a bearer token", Challenge: bearerChallenge("", "")}
+}
+
+// localClient reports whether r comes from a loopback address and names a
+// local host (localhost, a name under .localhost, or a loopback address).
+// Both must hold: the address keeps out other machines, and the host name
+// keeps out a web page that rebinds its own domain name to 127.0.0.1 to
+// reach the gateway from the user's browser (its requests carry its own
+// name in Host). A gateway behind a reverse proxy on the same machine sees
+// every client as local: turn the demo off there.
+func localClient(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	return localHostName(r.Host)
+}
+
+// localHostName reports whether hostport (a Host header) names this
+// machine.
+func localHostName(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}
