@@ -113,7 +113,7 @@ func (g *gateway) handleSetFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.demo.setFault(f)
-	info(r.Context()).log.Info("fault staged", "instance", in.name, "fault", fj)
+	info(r.Context()).logger().Info("fault staged", "instance", in.name, "fault", fj)
 	writeJSON(w, http.StatusOK, map[string]any{"instance": in.name, "fault": f.json()})
 }
 
@@ -125,6 +125,6 @@ func (g *gateway) handleClearFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.demo.setFault(fault{})
-	info(r.Context()).log.Info("fault cleared", "instance", in.name)
+	info(r.Context()).logger().Info("fault cleared", "instance", in.name)
 	writeJSON(w, http.StatusOK, map[string]any{"instance": in.name, "fault": nil})
 }

@@ -56,15 +56,16 @@ const maxTokenLen = 4096
 // caller sends no token and anonymous callers are not let in, or sends a
 // token that matches none.
 func (a *authenticator) authenticate(r *http.Request, extra string) (principal, *apiError) {
-	token, sent, malformed := bearerToken(r.Header.Get("Authorization"))
+	token, sent, bearer := bearerToken(r.Header.Get("Authorization"))
 	if !sent && extra != "" {
-		token, sent = extra, true
+		token, sent, bearer = extra, true, true
 	}
 	switch {
-	case malformed:
+	case sent && !bearer:
+		// Credentials of another scheme: challenge for ours (RFC 9110,
+		// section 11.6.1), without an error code (RFC 6750, section 3.1).
 		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
-			Message:   "the Authorization header must be \"Bearer <token>\"",
-			Challenge: bearerChallenge("invalid_request", "use the Bearer scheme")}
+			Message: "use the Authorization header \"Bearer <token>\"", Challenge: bearerChallenge("", "")}
 	case !sent && a.anonymousRole != "":
 		return principal{Name: anonymousName, Role: a.anonymousRole}, nil
 	case !sent:
@@ -98,17 +99,22 @@ func (a *authenticator) lookup(token string) (principal, bool) {
 }
 
 // bearerToken reads an Authorization header. sent reports whether there
-// was one; malformed whether it was not "Bearer <token>".
-func bearerToken(h string) (token string, sent, malformed bool) {
+// was one, and bearer whether it used the Bearer scheme; a Bearer header
+// whose token is empty or holds spaces gives an empty token, which matches
+// none.
+func bearerToken(h string) (token string, sent, bearer bool) {
 	if h == "" {
 		return "", false, false
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", true, true
+	scheme, tok, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", true, false
 	}
-	return tok, true, false
+	tok = strings.TrimSpace(tok)
+	if strings.ContainsAny(tok, " \t") {
+		tok = ""
+	}
+	return tok, true, true
 }
 
 // allowed reports whether who may call a service open to roles.

@@ -13,6 +13,7 @@ type config struct {
 	Auth     authConfig                `yaml:"auth"`
 	Audit    auditConfig               `yaml:"audit"`
 	Log      logConfig                 `yaml:"log"`
+	Tracing  tracingConfig             `yaml:"tracing"`
 	Seed     uint64                    `yaml:"seed"`
 	Services map[string]*serviceConfig `yaml:"services"`
 }
@@ -22,6 +23,7 @@ func (c *config) setDefaults() {
 	c.Auth.setDefaults()
 	c.Audit.setDefaults()
 	c.Log.setDefaults()
+	c.Tracing.setDefaults()
 }
 
 // serverConfig holds the HTTP server's settings.
@@ -73,6 +75,9 @@ func (c *corsConfig) setDefaults() {
 
 // websocketConfig holds the settings of the /ws event stream.
 type websocketConfig struct {
+	// Roles may open the stream, which shows every caller's requests.
+	// When empty, only the admin roles may.
+	Roles []string `yaml:"roles"`
 	// AllowedOrigins lists host patterns (path.Match syntax) of the pages
 	// that may open the stream besides the gateway's own origin.
 	AllowedOrigins []string      `yaml:"allowed_origins"`
@@ -82,7 +87,7 @@ type websocketConfig struct {
 	WriteTimeout   time.Duration `yaml:"write_timeout"`
 	StatsInterval  time.Duration `yaml:"stats_interval"`
 	// LocalhostDemo lets clients on this machine open the stream without
-	// a token (see streamPrincipal), so that the dashboard opens at once.
+	// a token (see streamCaller), so that the dashboard opens at once.
 	LocalhostDemo bool `yaml:"localhost_demo"`
 }
 
@@ -146,6 +151,22 @@ type logConfig struct {
 
 func (c *logConfig) setDefaults() { c.Level = "info" }
 
+// tracingConfig sets OpenTelemetry tracing: a span per call, continued from
+// the caller's traceparent header and passed on to remote instances.
+type tracingConfig struct {
+	// Exporter is "off" or "log" (each span a JSON line on the gateway's
+	// log).
+	Exporter string `yaml:"exporter"`
+	// SampleRatio is the share of new traces recorded, from 0 to 1; a
+	// trace the caller sampled is always recorded.
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
+func (c *tracingConfig) setDefaults() {
+	c.Exporter = "off"
+	c.SampleRatio = 1
+}
+
 // serviceConfig is one service: who may call it, the stack in front of it,
 // and its instances. A section that is absent (cache, rate_limit, breaker,
 // retry, health_check) leaves that layer out; a section that is present,
@@ -173,6 +194,15 @@ type cacheConfig struct {
 	Enabled bool          `yaml:"enabled"`
 	Size    int           `yaml:"size"`
 	TTL     time.Duration `yaml:"ttl"`
+	// Actions, when set, limits the cache to requests whose data.action
+	// is one of them (such as "get"), so that writes always reach the
+	// service. When empty, every request is cached.
+	Actions []string `yaml:"actions"`
+	// StaleWhileRevalidate serves an entry expired less than this long ago
+	// once more while one refresh runs; StaleIfError serves it when the
+	// refresh fails. Zero turns each off.
+	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         time.Duration `yaml:"stale_if_error"`
 }
 
 func (c *cacheConfig) setDefaults() {
@@ -191,6 +221,9 @@ type rateLimitConfig struct {
 	// everyone).
 	Key     string `yaml:"key"`
 	MaxKeys int    `yaml:"max_keys"`
+	// MaxWait lets a call over the rate wait up to this long for its
+	// token instead of being refused at once.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
 func (c *rateLimitConfig) setDefaults() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,21 +218,47 @@ func TestCheckCommand(t *testing.T) {
 	assert.ErrorIs(t, err, errUsage)
 }
 
-// TestRunServesAndStops drives run as main does: it serves the given
-// configuration on the -addr given, and returns when its context ends.
+// TestRunServesAndStops drives run as main does, on the embedded default
+// configuration and on a file: it serves on the -addr given, answers the
+// README's two curl commands, and returns when its context ends.
 func TestRunServesAndStops(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "gw.yaml")
+	file := filepath.Join(t.TempDir(), "gw.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(testServer+testAuth(true)+wsServices), 0o600))
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-config", file, "-addr", "127.0.0.1:0"}, logs, logs) }()
-	addr := waitListening(t, logs)
-	tg := &testGateway{url: "http://" + addr, client: newTestClient(t)}
-	assert.Equal(t, 200, tg.do(t, "GET", "/readyz", "", "").status)
-	assert.Equal(t, 200, tg.process(t, "payment", "", payment("run1")).status)
-	cancel()
-	require.NoError(t, <-done)
-	assert.Contains(t, logs.String(), `"msg":"gateway stopped"`)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"default", []string{"-addr", "127.0.0.1:0"}},
+		{"file", []string{"-config", file, "-addr", "127.0.0.1:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			logs := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, tc.args, logs, logs) }()
+			tg := &testGateway{url: "http://" + waitListening(t, logs), client: newTestClient(t)}
+			assert.Equal(t, 200, tg.do(t, "GET", "/health", "", "").status)
+			a := tg.do(t, "POST", "/api/v1/services/payment-service/process", "",
+				`{"id":"req_123","user_id":"user_123","data":{"amount":100.50,"currency":"INR"}}`)
+			assert.Equal(t, 200, a.status, "body %s", a.body)
+			assert.Contains(t, string(a.body), `"amount":"100.50"`)
+			cancel()
+			require.NoError(t, <-done)
+			assert.Contains(t, logs.String(), `"msg":"gateway stopped"`)
+		})
+	}
+}
+
+func TestReadyOnlyWhileServing(t *testing.T) {
+	cfg, err := loadConfig([]byte(testServer+testAuth(true)+wsServices), "t.yaml")
+	require.NoError(t, err)
+	g, err := newGateway(cfg, newLogger(t.Output(), "debug"))
+	require.NoError(t, err)
+	defer g.closeAll()
+	rec := &recorder{header: http.Header{}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "/readyz", nil)
+	require.NoError(t, err)
+	g.handler.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.status, "before serve, /readyz = %d %s", rec.status, rec.body.String())
+	assert.Contains(t, rec.body.String(), `"code":"not_ready"`)
 }

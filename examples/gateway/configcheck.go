@@ -26,6 +26,8 @@ var (
 	limitKeys  = []string{"user", "principal", "service"}
 	auditSinks = []string{"log", "file", "off"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
+	// tracingExporters are the values of tracing.exporter.
+	tracingExporters = []string{"off", "log"}
 )
 
 // validate checks the settings that the YAML decoder cannot: ranges,
@@ -34,6 +36,10 @@ func (c *config) validate(v *validator) {
 	c.Server.validate(v, "server")
 	c.Auth.validate(v, "auth")
 	c.Audit.validate(v, "audit")
+	if !slices.Contains(tracingExporters, c.Tracing.Exporter) {
+		v.errorf("tracing.exporter", "want one of %s, got %q", strings.Join(tracingExporters, ", "), c.Tracing.Exporter)
+	}
+	between(v, "tracing.sample_ratio", c.Tracing.SampleRatio, 0, 1)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		v.errorf("log.level", "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
 	}
@@ -111,6 +117,11 @@ func (c *serverConfig) validate(v *validator, p string) {
 			v.errorf(q, "list the hosts that may connect (such as app.example.com or *.example.com); a bare \"*\" would let any web page read the stream")
 		} else if _, err := path.Match(o, ""); err != nil {
 			v.errorf(q, "bad host pattern %q: %v", o, err)
+		}
+	}
+	for i, r := range c.WebSocket.Roles {
+		if !roleRE.MatchString(r) {
+			v.errorf(fmt.Sprintf("%s.roles[%d]", ws, i), "not a role name: %q", r)
 		}
 	}
 	atLeast(v, ws+".read_limit", c.WebSocket.ReadLimit, 128)
@@ -199,6 +210,17 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 	if cc := c.Cache; cc != nil {
 		atLeast(v, p+".cache.size", int64(cc.Size), 1)
 		positive(v, p+".cache.ttl", cc.TTL)
+		if cc.StaleWhileRevalidate < 0 {
+			v.errorf(p+".cache.stale_while_revalidate", "must not be negative, got %v", cc.StaleWhileRevalidate)
+		}
+		if cc.StaleIfError < 0 {
+			v.errorf(p+".cache.stale_if_error", "must not be negative, got %v", cc.StaleIfError)
+		}
+		for i, a := range cc.Actions {
+			if !fieldRE.MatchString(a) {
+				v.errorf(fmt.Sprintf("%s.cache.actions[%d]", p, i), "want an action name such as get, got %q", a)
+			}
+		}
 	}
 	if rl := c.RateLimit; rl != nil {
 		if math.IsInf(rl.Rate, 0) || math.IsNaN(rl.Rate) || rl.Rate <= 0 {
@@ -209,6 +231,9 @@ func (c *serviceConfig) validate(v *validator, p string, instances map[string]st
 			v.errorf(p+".rate_limit.key", "want one of %s, got %q", strings.Join(limitKeys, ", "), rl.Key)
 		}
 		atLeast(v, p+".rate_limit.max_keys", int64(rl.MaxKeys), 1)
+		if rl.MaxWait < 0 {
+			v.errorf(p+".rate_limit.max_wait", "must not be negative, got %v", rl.MaxWait)
+		}
 	}
 	if bh := c.Bulkhead; bh != nil {
 		atLeast(v, p+".bulkhead.limit", int64(bh.Limit), 1)

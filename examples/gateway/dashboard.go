@@ -12,7 +12,7 @@ const dashboardPath = "/dashboard/"
 // dashboardConfig is what GET /dashboard/config.json tells the page.
 type dashboardConfig struct {
 	// Demo reports whether this client may open the stream without a
-	// token (see streamPrincipal).
+	// token (see streamCaller).
 	Demo bool `json:"demo"`
 	// StatsIntervalMillis is how often the stream sends a stats event.
 	StatsIntervalMillis int64 `json:"stats_interval_ms"`

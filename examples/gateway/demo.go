@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -177,6 +178,14 @@ func decodeData[T any](req *proxy.Request) (T, error) {
 	if len(req.Data) == 0 || string(req.Data) == "null" {
 		return v, invalid("data", "required: a JSON object")
 	}
+	// The common case, well-formed data, takes one strict pass; a failure
+	// takes a second one that names the offending field.
+	dec := json.NewDecoder(bytes.NewReader(req.Data))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&v) == nil && !dec.More() {
+		return v, nil
+	}
+	v = *new(T)
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(req.Data, &fields); err != nil {
 		return v, invalid("data", "want a JSON object")
@@ -269,8 +278,8 @@ func fingerprint(req *proxy.Request) [32]byte {
 }
 
 // lookup returns the remembered result of req, or an error if req's id was
-// used for a different request.
-// A request without an id is never deduplicated.
+// used for a different request. A request without an id is never
+// deduplicated.
 func (m *idempotent) lookup(req *proxy.Request) (any, bool, error) {
 	if req.ID == "" {
 		return nil, false, nil

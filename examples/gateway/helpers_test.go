@@ -66,6 +66,7 @@ server:
   cors:
     allowed_origins: [https://app.example.com]
   websocket:
+    roles: [client]
     stats_interval: 20ms
     client_buffer: 256
 audit: {sink: off}
@@ -78,6 +79,7 @@ type testGateway struct {
 	*gateway
 	url    string
 	client *http.Client
+	stop   func() // shuts the gateway down and waits; later calls do nothing
 }
 
 // startGateway starts a gateway on 127.0.0.1:0 with the configuration yml
@@ -95,7 +97,7 @@ func startGateway(t *testing.T, yml string) *testGateway {
 	go func() { done <- g.serve(ctx, ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	tg := &testGateway{gateway: g, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
-	t.Cleanup(func() {
+	tg.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -107,6 +109,7 @@ func startGateway(t *testing.T, yml string) *testGateway {
 		}
 		tr.CloseIdleConnections()
 	})
+	t.Cleanup(tg.stop)
 	return tg
 }
 

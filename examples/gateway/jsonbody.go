@@ -10,7 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/proxykit/proxy/internal/jsoncheck"
 )
 
 // envelope is the body of a process call. Service and metadata come from
@@ -50,9 +51,6 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("", `a JSON body is required: {"id":"...","user_id":"...","data":{...}}`)
 	}
-	if !utf8.Valid(body) {
-		return nil, badRequest("", "the body is not valid UTF-8")
-	}
 	if e := checkJSON(body, maxDepth); e != nil {
 		return nil, e
 	}
@@ -86,71 +84,102 @@ func bodyReadError(err error) *apiError {
 	return badRequest("", "could not read the body")
 }
 
-// checkJSON walks body's tokens and refuses malformed JSON, more than one
-// value, objects with a repeated key, and nesting deeper than maxDepth. The
-// walk keeps no recursion, so a hostile body cannot exhaust the stack.
+// checkJSON refuses a body that is not one valid JSON value (trailing data
+// included), nests deeper than maxDepth, holds strings that are not valid
+// UTF-8 or hold control characters, or repeats a key in one object: parsers
+// disagree on which of two equal keys wins, so a repeated key could mean one
+// thing to the audit log and another to a backend. It makes two passes over
+// body without recursion and, for ordinary bodies, allocates nothing.
 func checkJSON(body []byte, maxDepth int) *apiError {
-	type frame struct {
-		object  bool
-		wantKey bool
-		keys    map[string]struct{}
+	if p := jsoncheck.Check(body, maxDepth); p != nil {
+		field := ""
+		if p.Path != "" {
+			field = strings.TrimPrefix(p.Path, ".")
+		}
+		return badRequest(field, "%s", p.Reason)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var stack []*frame
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				return badRequest("", "malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
-			}
-			return badRequest("", "malformed JSON")
-		}
-		if len(stack) == 0 {
-			values++
-			if values > 1 {
-				return badRequest("", "unexpected data after the JSON object")
-			}
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			key, _ := tok.(string)
-			if _, dup := top.keys[key]; dup {
-				return badRequest("", "the key %q appears twice in one object", clean(key, 64))
-			}
-			top.keys[key] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		if top != nil && top.object {
-			top.wantKey = true
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= maxDepth {
-				return badRequest("", "JSON nested deeper than %d levels", maxDepth)
-			}
-			f := &frame{object: tok == json.Delim('{')}
-			if f.object {
-				f.wantKey = true
-				f.keys = map[string]struct{}{}
-			}
-			stack = append(stack, f)
-		case json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
+	if key, dup := duplicateKey(body); dup {
+		return badRequest("", "the key %q appears twice in one object", clean(key, 64))
 	}
 	return nil
+}
+
+// linearKeys is how many keys of one object duplicateKey compares one by
+// one before it switches to a map.
+const linearKeys = 16
+
+// duplicateKey reports whether an object in body, which must be valid JSON,
+// has two keys that are equal once unescaped, and returns the key.
+func duplicateKey(body []byte) (string, bool) {
+	type object struct {
+		keys [][]byte // unescaped keys, while few
+		set  map[string]struct{}
+	}
+	var stack []*object // nil entries are arrays
+	var free []*object
+	expectKey := false
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{':
+			var o *object
+			if n := len(free); n > 0 {
+				o, free = free[n-1], free[:n-1]
+				o.keys, o.set = o.keys[:0], nil
+			} else {
+				o = &object{}
+			}
+			stack = append(stack, o)
+			expectKey = true
+		case '[':
+			stack = append(stack, nil)
+			expectKey = false
+		case '}', ']':
+			if o := stack[len(stack)-1]; o != nil {
+				free = append(free, o)
+			}
+			stack = stack[:len(stack)-1]
+		case ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1] != nil
+		case '"':
+			end := i + 1
+			escaped := false
+			for ; body[end] != '"'; end++ {
+				if body[end] == '\\' {
+					escaped = true
+					end++
+				}
+			}
+			if expectKey {
+				o := stack[len(stack)-1]
+				key := body[i+1 : end] // unescaped, so equal keys are equal bytes
+				if escaped {
+					var k string
+					_ = json.Unmarshal(body[i:end+1], &k) // valid: checked before
+					key = []byte(k)
+				}
+				if o.set == nil && len(o.keys) < linearKeys {
+					for _, k := range o.keys {
+						if bytes.Equal(k, key) {
+							return string(key), true
+						}
+					}
+					o.keys = append(o.keys, key)
+				} else {
+					if o.set == nil {
+						o.set = make(map[string]struct{}, 2*linearKeys)
+						for _, k := range o.keys {
+							o.set[string(k)] = struct{}{}
+						}
+					}
+					if _, dup := o.set[string(key)]; dup {
+						return string(key), true
+					}
+					o.set[string(key)] = struct{}{}
+				}
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return "", false
 }

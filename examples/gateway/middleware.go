@@ -27,9 +27,19 @@ var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // the goroutine serving the call touches it.
 type callInfo struct {
 	id        string
-	log       *slog.Logger
+	base      *slog.Logger
+	log       *slog.Logger // base with the request id, made on first use
 	principal string
 	service   string
+}
+
+// logger returns the call's logger, which puts the request id in every
+// line.
+func (ci *callInfo) logger() *slog.Logger {
+	if ci.log == nil {
+		ci.log = ci.base.With("request_id", ci.id)
+	}
+	return ci.log
 }
 
 type callInfoKey struct{}
@@ -39,7 +49,7 @@ func info(ctx context.Context) *callInfo {
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
 		return ci
 	}
-	return &callInfo{log: slog.New(slog.DiscardHandler)}
+	return &callInfo{base: slog.New(slog.DiscardHandler)}
 }
 
 // statusRecorder remembers the status and size of an answer, for the access
@@ -83,7 +93,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
-		ci := &callInfo{id: id, log: g.log.With("request_id", id)}
+		ci := &callInfo{id: id, base: g.log}
 		r = r.WithContext(context.WithValue(r.Context(), callInfoKey{}, ci))
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
@@ -91,7 +101,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				ci.log.Error("handler panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				ci.logger().Error("handler panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					writeError(rec, &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"})
 				}
@@ -108,10 +118,14 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 			if rec.status >= 500 {
 				level = slog.LevelWarn
 			}
-			ci.log.Log(r.Context(), level, "http",
-				"method", r.Method, "path", clean(r.URL.Path, 200), "route", pattern,
-				"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000,
-				"principal", ci.principal, "service", ci.service, "remote", r.RemoteAddr)
+			if g.log.Enabled(r.Context(), level) {
+				g.log.LogAttrs(r.Context(), level, "http", slog.String("request_id", ci.id),
+					slog.String("method", r.Method), slog.String("path", clean(r.URL.Path, 200)),
+					slog.String("route", pattern), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+					slog.String("principal", ci.principal), slog.String("service", ci.service),
+					slog.String("remote", r.RemoteAddr))
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

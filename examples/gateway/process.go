@@ -62,6 +62,9 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		req.Metadata[proxy.MetaIdempotencyKey] = key
 	}
 	ctx := r.Context()
+	if g.shared.tracer != nil {
+		ctx = extractTrace(ctx, r.Header)
+	}
 	// A gateway in front of this one says how long it will wait.
 	if ms, err := strconv.ParseInt(r.Header.Get(timeoutHeader), 10, 64); err == nil && ms > 0 {
 		var cancel context.CancelFunc
@@ -81,7 +84,7 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		e := errorFor(s.name, err)
 		ev.Status = e.Status
 		if e.Status >= 500 {
-			ci.log.Warn("call failed", "service", s.name, "outcome", ev.Outcome, "err", err)
+			ci.logger().Warn("call failed", "service", s.name, "outcome", ev.Outcome, "err", err)
 		}
 		g.publishRequest(ev)
 		writeError(w, e)

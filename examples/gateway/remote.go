@@ -105,6 +105,7 @@ func (r *remoteInstance) Process(ctx context.Context, req *proxy.Request) (*prox
 	if id := req.Meta(proxy.MetaTraceID); id != "" {
 		hreq.Header.Set("X-Request-ID", id)
 	}
+	injectTrace(ctx, hreq.Header)
 	if key := req.Meta(proxy.MetaIdempotencyKey); key != "" {
 		hreq.Header.Set("Idempotency-Key", key)
 	}

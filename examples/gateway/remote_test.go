@@ -137,3 +137,38 @@ services:
 		assert.Equal(t, http.StatusServiceUnavailable, a.status, "body %s", a.body)
 	})
 }
+
+// TestTracing continues a caller's trace through the stack into a remote
+// instance, and logs the span.
+func TestTracing(t *testing.T) {
+	var seen atomic.Value
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Traceparent"))
+		_, _ = w.Write([]byte(`{"data":{"ok":true}}`))
+	}))
+	t.Cleanup(backend.Close)
+	logs := &syncBuffer{}
+	cfg, err := loadConfig([]byte(testServer+testAuth(true)+`
+tracing: {exporter: log, sample_ratio: 0}
+services:
+  echo:
+    roles: [guest]
+    instances: [{name: echo-1, url: `+backend.URL+`}]
+`), "t.yaml")
+	require.NoError(t, err)
+	g, err := newGateway(cfg, newLogger(logs, "info"))
+	require.NoError(t, err)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/services/echo/process",
+		strings.NewReader(`{"id":"t1","user_id":"u","data":{}}`))
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	rec := httptest.NewRecorder()
+	g.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code, "body %s", rec.Body)
+	require.NoError(t, g.closeAll()) // flushes the spans
+
+	got, _ := seen.Load().(string)
+	assert.Contains(t, got, traceID, "the remote instance continues the caller's trace (a sampled caller is always followed)")
+	assert.NotContains(t, got, "00f067aa0ba902b7", "with a span of the gateway's as its parent")
+	assert.Contains(t, logs.String(), `"msg":"span","log":"trace","trace_id":"`+traceID+`"`)
+}

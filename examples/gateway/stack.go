@@ -2,22 +2,29 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/proxykit/proxy"
 	"github.com/proxykit/proxy/audit"
 	"github.com/proxykit/proxy/balance"
 	"github.com/proxykit/proxy/breaker"
 	"github.com/proxykit/proxy/bulkhead"
+	"github.com/proxykit/proxy/cache"
 	"github.com/proxykit/proxy/metrics"
+	"github.com/proxykit/proxy/ratelimit"
 	"github.com/proxykit/proxy/retry"
 	"github.com/proxykit/proxy/stats"
+	"github.com/proxykit/proxy/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // A serviceEntry is one configured service: its stack, its instances and
@@ -55,6 +62,7 @@ func (f closerFunc) Close() error { return f() }
 // sharedLayers are the parts of the stack that every service shares: the
 // observers behind Instrumented and the audit sink behind Audited.
 type sharedLayers struct {
+	tracer       *sdktrace.TracerProvider // nil when tracing is off
 	metrics      *metrics.Metrics
 	stats        *stats.Recorder
 	auditSink    audit.Sink // nil when audit is off
@@ -65,6 +73,16 @@ type sharedLayers struct {
 // is closed last of all, in closeAll, so that it records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
+	if tp := newTracerProvider(g.cfg.Tracing, g.log); tp != nil {
+		sh.tracer = tp
+		// Shut down (flushing the last spans) in closeAll, once every
+		// call has ended.
+		g.closers = append(g.closers, closerFunc(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return tp.Shutdown(ctx)
+		}))
+	}
 	g.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gateway_audit_dropped_total",
 		Help: "Calls served whose audit record could not be written (audit.fail_closed: false).",
@@ -169,10 +187,13 @@ func newPool(sc *serviceConfig, instances []*instanceEntry) *balance.Balancer[pr
 // buildService builds one service's stack from its configuration. This is
 // the one place where the stack is assembled. Outermost first:
 //
+//	Traced        a span per call, when tracing is on
 //	Instrumented  counts and times every call (Prometheus and /api/v1/stats)
 //	Audited       records one audit event per call, refused ones included
 //	Validated     refuses malformed envelopes (400) before they cost anything
+//	Limited       a token bucket per user, principal or service (429)
 //	Bulkhead      bounds the calls in flight, shedding the excess (503)
+//	Cached        answers repeated reads from memory, one call per miss
 //	Retrying      retries transient failures within a budget
 //	Breaker       fails fast (503) while the service as a whole is failing
 //	Timeout       bounds each attempt (504)
@@ -192,7 +213,11 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 		return pool.Close()
 	}))
 
-	mw := []proxy.Middleware{proxy.Instrumented(proxy.MultiObserver(sh.metrics, sh.stats))}
+	var mw []proxy.Middleware
+	if sh.tracer != nil {
+		mw = append(mw, tracing.Traced(tracing.WithTracerProvider(sh.tracer)))
+	}
+	mw = append(mw, proxy.Instrumented(proxy.MultiObserver(sh.metrics, sh.stats)))
 	if sh.auditSink != nil {
 		ac := g.cfg.Audit
 		opts := []proxy.AuditOption{proxy.WithAuditTimeout(ac.Timeout)}
@@ -211,15 +236,29 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 		proxy.WithMaxDataSize(int(g.cfg.Server.MaxBodyBytes)),
 		proxy.WithMaxDepth(g.cfg.Server.MaxJSONDepth),
 	))
+	if rl := sc.RateLimit; rl != nil {
+		lim := ratelimit.New(rate.Limit(rl.Rate), rl.Burst,
+			ratelimit.WithMaxKeys(rl.MaxKeys), ratelimit.WithMaxWait(rl.MaxWait))
+		mw = append(mw, proxy.Limited(lim, limitKeyFuncs[rl.Key]))
+	}
 	if bh := sc.Bulkhead; bh != nil {
 		mw = append(mw, proxy.Bulkhead(bulkhead.New(bh.Limit, bulkhead.WithMaxWait(bh.MaxWait)), proxy.KeyByService))
+	}
+	if cc := sc.Cache; cc != nil && cc.Enabled {
+		store := cache.New[string, *proxy.Response](cc.Size, cc.TTL,
+			cache.WithStaleWhileRevalidate(cc.StaleWhileRevalidate), cache.WithStaleIfError(cc.StaleIfError))
+		g.closers = append(g.closers, store)
+		mw = append(mw, cachedActions(cc.Actions, proxy.Cached(store, proxy.KeyByRequest)))
 	}
 	if r := sc.Retry; r != nil {
 		mw = append(mw, proxy.Retrying(retry.New(
 			retry.WithMaxAttempts(r.Attempts),
 			retry.WithBackoff(r.InitialBackoff, r.MaxBackoff, 2),
 			retry.WithBudget(r.Budget, r.BudgetReserve),
-			retry.WithOnRetry(func(context.Context, int, error, time.Duration) { sh.metrics.RecordRetry(name) }),
+			retry.WithOnRetry(func(ctx context.Context, attempt int, err error, delay time.Duration) {
+				sh.metrics.RecordRetry(name)
+				tracing.RecordRetry(ctx, attempt, err, delay)
+			}),
 		)))
 	}
 	if bc := sc.Breaker; bc != nil {
@@ -242,6 +281,34 @@ func (g *gateway) buildService(name string, sc *serviceConfig, sh *sharedLayers)
 	mw = append(mw, proxy.Timeout(sc.Timeout))
 	s.svc = proxy.Chain(proxy.Balanced(s.pool), mw...)
 	return s, nil
+}
+
+// limitKeyFuncs maps rate_limit.key to the key a bucket belongs to.
+var limitKeyFuncs = map[string]proxy.KeyFunc{
+	"user":      proxy.KeyByUser,
+	"service":   proxy.KeyByService,
+	"principal": func(r *proxy.Request) string { return r.Meta(proxy.MetaPrincipal) },
+}
+
+// cachedActions applies the cache layer only to requests whose data.action
+// is one of actions (all requests when actions is empty), so that a
+// service's reads are cached while its writes always reach it.
+func cachedActions(actions []string, cached proxy.Middleware) proxy.Middleware {
+	if len(actions) == 0 {
+		return cached
+	}
+	return func(next proxy.Service) proxy.Service {
+		withCache := cached(next)
+		return proxy.ServiceFunc(func(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
+			var d struct {
+				Action string `json:"action"`
+			}
+			if json.Unmarshal(req.Data, &d) == nil && slices.Contains(actions, d.Action) {
+				return withCache.Process(ctx, req)
+			}
+			return next.Process(ctx, req)
+		})
+	}
 }
 
 // onBreakerEvent logs a breaker's change of state, reports it to the

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -10,23 +11,34 @@ import (
 // it in without a token.
 var localDemoPrincipal = principal{Name: "localhost-demo"}
 
-// streamPrincipal authenticates a client of the /ws event stream. The
-// stream shows every caller's calls, so, unlike the API, it never lets in a
-// caller without a token, even when the configuration has an anonymous
-// role, with one exception: when server.websocket.localhost_demo is on, a
-// client on the gateway's own machine that asks for a local host name (see
-// localClient) gets in as localhost-demo. A token, when sent, is checked as
-// for the API, whatever the demo.
-func (g *gateway) streamPrincipal(r *http.Request) (principal, *apiError) {
+// streamCaller decides who may watch the /ws event stream, answering 401
+// or 403 when the caller may not. The stream shows every caller's
+// requests, so, unlike the API, it never lets in a caller without a token,
+// even when the configuration has an anonymous role; and the token's role
+// must be an admin role or one of server.websocket.roles. The one exception
+// is the localhost demo: when server.websocket.localhost_demo is on, a
+// client on the gateway's own machine that names a local host (see
+// localClient) and sends no token gets in as localhost-demo. A token, when
+// sent, is checked as for the API, demo or not.
+func (g *gateway) streamCaller(r *http.Request) (principal, *apiError) {
+	wc := g.cfg.Server.WebSocket
 	token := wsToken(r)
-	if token != "" || r.Header.Get("Authorization") != "" {
-		return g.auth.authenticate(r, token)
+	if token == "" && r.Header.Get("Authorization") == "" {
+		if wc.LocalhostDemo && localClient(r) {
+			return localDemoPrincipal, nil
+		}
+		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
+			Message: "the event stream needs a bearer token", Challenge: bearerChallenge("", "")}
 	}
-	if g.cfg.Server.WebSocket.LocalhostDemo && localClient(r) {
-		return localDemoPrincipal, nil
+	who, aerr := g.auth.authenticate(r, token)
+	if aerr != nil {
+		return who, aerr
 	}
-	return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
-		Message: "the event stream needs a bearer token", Challenge: bearerChallenge("", "")}
+	if !allowed(who, wc.Roles) && !g.auth.isAdmin(who) {
+		return who, &apiError{Status: http.StatusForbidden, Code: "forbidden",
+			Message: "role " + strconv.Quote(who.Role) + " may not watch the event stream"}
+	}
+	return who, nil
 }
 
 // localClient reports whether r comes from a loopback address and names a

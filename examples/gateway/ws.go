@@ -22,14 +22,16 @@ const (
 	wsTokenQueryKey = "token"
 )
 
-// handleWS serves GET /ws: the live event stream. The caller sends a token
-// (header, token query parameter or bearer subprotocol; see
-// streamPrincipal); a browser page must come from the gateway's own origin or an allowed one.
+// handleWS serves GET /ws: the live event stream. The caller must send a
+// token (header, token query parameter or bearer subprotocol) of an admin
+// role or one of server.websocket.roles, since the stream shows every
+// caller's requests (see streamCaller for the localhost demo); a browser
+// page must come from the gateway's own origin or an allowed one.
 // The stream is one-way: a client that sends a data message is
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
-	who, aerr := g.streamPrincipal(r)
+	who, aerr := g.streamCaller(r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -51,7 +53,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		OriginPatterns: wc.AllowedOrigins,
 	})
 	if err != nil {
-		ci.log.Info("websocket handshake failed", "err", err)
+		ci.logger().Info("websocket handshake failed", "err", err)
 		return
 	}
 	conn.SetReadLimit(wc.ReadLimit)
@@ -71,7 +73,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.CloseNow()
 		<-readDone
 	}()
-	ci.log.Info("stream client connected", "principal", who.Name)
+	ci.logger().Info("stream client connected", "principal", who.Name)
 
 	write := func(msg []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), wc.WriteTimeout)
@@ -88,7 +90,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		select {
 		case msg := <-sub.C:
 			if err := write(msg); err != nil {
-				ci.log.Info("stream client gone", "err", err)
+				ci.logger().Info("stream client gone", "err", err)
 				return
 			}
 		case <-sub.Done():
@@ -96,13 +98,13 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(sub.Err(), errSlowClient) {
 				code, reason = websocket.StatusPolicyViolation, "too slow: events were dropped"
 			}
-			ci.log.Info("stream client closed", "reason", sub.Err())
+			ci.logger().Info("stream client closed", "reason", sub.Err())
 			_ = conn.Close(code, reason)
 			return
 		case err := <-readDone:
 			readDone <- err // for the deferred wait
 			if errors.Is(err, errDataMessage) {
-				ci.log.Info("stream client sent data: closing")
+				ci.logger().Info("stream client sent data: closing")
 				_ = conn.Close(websocket.StatusPolicyViolation, "the stream is one-way")
 			}
 			return

@@ -63,6 +63,16 @@ func TestStreamAuth(t *testing.T) {
 		assert.Equal(t, wsSubprotocol, c.Subprotocol(), "the server picks the stream's subprotocol, never echoes the token")
 		assert.Equal(t, "hello", readEvent(t, c).Type)
 	})
+	t.Run("role not allowed", func(t *testing.T) {
+		_, resp, err := dial(t, tg.wsURL()+"?token="+outsiderToken, nil)
+		require.Error(t, err)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	})
+	t.Run("admin", func(t *testing.T) {
+		c, _, err := dial(t, tg.wsURL()+"?token="+adminToken, nil)
+		require.NoError(t, err)
+		assert.Equal(t, "hello", readEvent(t, c).Type)
+	})
 	t.Run("foreign origin", func(t *testing.T) {
 		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {"https://evil.example"}}
 		_, resp, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
