@@ -9,7 +9,7 @@
   const RATE_SPAN = 10e3; // request rates over the last 10 s
   const RATIO_SPAN = 60e3; // error and cache hit ratios over the last minute
   const CHART_SPAN = 5 * 60e3; // the charts show the last 5 minutes
-  const SAMPLE_EVERY = 1e3; // the history keeps at most a sample a second
+  const CHART_RATE_SPAN = 1e3; // the chart's request rate: over a second
   const MAX_EVENTS = 40;
   // The outcomes that count as errors: the call failed in the gateway or
   // the backend (the 5xx answers). Rate-limited calls are counted apart.
@@ -30,9 +30,12 @@
     services: new Map(), // name -> view
     total: newSeries(),
     snapshot: null, // the latest stats event's data
-    events: [], // newest first
+    events: [], // the latest events, newest first
+    problems: [], // the latest events other than successful requests
     breakerAt: new Map(), // service -> time (ms) of its latest breaker event
     frame: 0,
+    sampleEvery: 1e3, // the history keeps a sample per stats event, at most this often
+    onlyProblems: false, // the events list leaves out successful requests
   };
 
   // ---- Connection ----------------------------------------------------
@@ -40,7 +43,13 @@
   async function start() {
     $('login-form').addEventListener('submit', onLogin);
     $('signout').addEventListener('click', () => signOut(''));
-    state.demo = await demoAllowed();
+    $('only-problems').addEventListener('change', (e) => {
+      state.onlyProblems = e.target.checked;
+      schedule();
+    });
+    const cfg = await gatewayConfig();
+    state.demo = cfg.demo === true;
+    if (cfg.stats_interval_ms > 0) state.sampleEvery = Math.max(250, cfg.stats_interval_ms);
     if (state.token || state.demo) {
       connect();
     } else {
@@ -48,14 +57,14 @@
     }
   }
 
-  // demoAllowed asks the gateway whether this client may open the stream
-  // without a token.
-  async function demoAllowed() {
+  // gatewayConfig asks the gateway whether this client may open the stream
+  // without a token (demo) and how often it sends stats.
+  async function gatewayConfig() {
     try {
       const r = await fetch(new URL('dashboard/config.json', root), { cache: 'no-store' });
-      return r.ok && (await r.json()).demo === true;
+      return r.ok ? await r.json() : {};
     } catch (_) {
-      return false;
+      return {};
     }
   }
 
@@ -156,7 +165,7 @@
         signOut('The gateway no longer accepts this token.');
         return;
       }
-    } else if (!(await demoAllowed())) {
+    } else if ((await gatewayConfig()).demo !== true) {
       state.demo = false;
       showLogin('This gateway needs a token.');
       return;
@@ -222,7 +231,8 @@
         break;
       }
       case 'health': {
-        const text = `${d.service} · ${d.instance} ${d.change}` + (d.error ? `: ${d.error}` : '');
+        const error = (d.error || '').replace(`${d.instance}: `, '');
+        const text = `${d.service} · ${d.instance} ${d.change}` + (error ? `: ${error}` : '');
         addEvent(ev.time, d.change, d.healthy ? 'ok' : d.change === 'ejected' ? 'warn' : 'bad', text);
         break;
       }
@@ -247,8 +257,11 @@
   }
 
   function addEvent(time, badge, tone, text) {
-    state.events.unshift({ time: new Date(time), badge, tone, text });
-    if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
+    const e = { time: new Date(time), badge, tone, text };
+    for (const list of badge === 'ok' ? [state.events] : [state.events, state.problems]) {
+      list.unshift(e);
+      if (list.length > MAX_EVENTS) list.length = MAX_EVENTS;
+    }
   }
 
   function requestText(d) {
@@ -287,8 +300,8 @@
     series.cur = s;
     const h = series.history;
     const last = h[h.length - 1];
-    if (!last || s.t - last.t >= SAMPLE_EVERY) h.push(s);
-    while (h.length > 2 && h[1].t < s.t - CHART_SPAN - SAMPLE_EVERY) h.shift();
+    if (!last || s.t - last.t >= state.sampleEvery) h.push(s);
+    while (h.length > 2 && h[1].t < s.t - CHART_SPAN - CHART_RATE_SPAN) h.shift();
   }
 
   // baseline returns the latest sample at least span before the current
@@ -394,12 +407,13 @@
       if (!row) {
         const li = document.createElement('li');
         li.dataset.instance = inst.name;
-        li.innerHTML = '<span class="dot"></span><span class="name"><span class="label"></span><span class="fault"></span></span>' +
-          '<span class="detail"><span class="state"></span> · <span class="calls"></span></span>';
+        li.innerHTML = '<span class="dot"></span><span class="label"></span><span class="state"></span>' +
+          '<span class="detail"><span class="calls"></span><span class="staged"></span><span class="fault"></span></span>';
         row = {
           li,
           label: li.querySelector('.label'),
           fault: li.querySelector('.fault'),
+          staged: li.querySelector('.staged'),
           state: li.querySelector('.state'),
           calls: li.querySelector('.calls'),
         };
@@ -411,7 +425,10 @@
       row.li.title = inst.check_error ? `health check: ${inst.check_error}` : '';
       setText(row.state, inst.state);
       setText(row.calls, `${fmtCount(inst.calls)} calls, ${fmtCount(inst.failures)} failed`);
-      setText(row.fault, faultText(inst.fault));
+      const f = inst.fault || {};
+      const faults = [f.down ? 'down' : '', f.error_rate ? `${fmtPct(f.error_rate)} errors` : ''].filter(Boolean);
+      setText(row.fault, faults.length ? `fault: ${faults.join(', ')}` : '');
+      setText(row.staged, f.latency ? `latency +${f.latency}` + (f.jitter ? ` ±${f.jitter}` : '') : '');
     }
     for (const [name, row] of v.instances) {
       if (!seen.has(name)) {
@@ -421,19 +438,11 @@
     }
   }
 
-  function faultText(f) {
-    if (!f) return '';
-    const parts = [];
-    if (f.down) parts.push('down');
-    if (f.error_rate) parts.push(`${fmtPct(f.error_rate)} errors`);
-    if (f.latency) parts.push(`+${f.latency}`);
-    return parts.length ? `fault: ${parts.join(', ')}` : '';
-  }
-
   function renderEvents() {
     const list = $('events');
-    $('events-empty').hidden = state.events.length > 0;
-    const items = state.events.map((e) => {
+    const events = state.onlyProblems ? state.problems : state.events;
+    $('events-empty').hidden = events.length > 0;
+    const items = events.map((e) => {
       const li = document.createElement('li');
       const time = document.createElement('time');
       time.dateTime = e.time.toISOString();
@@ -450,8 +459,8 @@
     list.replaceChildren(...items);
   }
 
-  // drawCharts draws the request rate between samples and the latency
-  // quantiles at each sample, over the last CHART_SPAN.
+  // drawCharts draws, over the last CHART_SPAN, the request rate at each
+  // sample (over the second before it) and the latency quantiles.
   function drawCharts(v) {
     const h = v.series.history;
     const W = 300;
@@ -461,9 +470,11 @@
     const rates = [];
     const p50 = [];
     const p99 = [];
+    let j = 0; // the sample the rate at i is measured from
     for (let i = 0; i < h.length; i++) {
+      while (j + 1 < i && h[j + 1].t <= h[i].t - CHART_RATE_SPAN) j++;
       if (h[i].t < start) continue;
-      if (i > 0) rates.push([h[i].t, ((h[i].req - h[i - 1].req) * 1000) / (h[i].t - h[i - 1].t)]);
+      if (i > 0) rates.push([h[i].t, ((h[i].req - h[j].req) * 1000) / (h[i].t - h[j].t)]);
       p50.push([h[i].t, h[i].p50]);
       p99.push([h[i].t, h[i].p99]);
     }
@@ -557,6 +568,7 @@
 
   function fmtMs(ms) {
     if (ms === null || ms === undefined) return '—';
+    if (ms < 0.01) return '<0.01 ms';
     if (ms < 1) return `${ms.toFixed(2)} ms`;
     if (ms < 10) return `${ms.toFixed(1)} ms`;
     if (ms < 1000) return `${Math.round(ms)} ms`;
