@@ -361,7 +361,7 @@
     const el = $('service-template').content.firstElementChild.cloneNode(true);
     el.dataset.service = name;
     const fields = {};
-    for (const f of el.querySelectorAll('[data-field]')) fields[f.dataset.field] = f;
+    for (const node of el.querySelectorAll('[data-field]')) fields[node.dataset.field] = node;
     fields.name.textContent = name;
     v = {
       name, el, fields, series: newSeries(), calls: null, health: null, breaker: '',
@@ -377,25 +377,25 @@
   }
 
   function renderService(v) {
-    const f = v.fields;
+    const fields = v.fields;
     const s = v.series;
     if (v.health) {
       v.el.dataset.status = v.health.status;
-      setBadge(f.status, v.health.status, { up: 'ok', degraded: 'warn', down: 'bad' }[v.health.status]);
+      setBadge(fields.status, v.health.status, { up: 'ok', degraded: 'warn', down: 'bad' }[v.health.status]);
       renderInstances(v);
     }
-    setBadge(f.breaker, v.breaker, breakerTone(v.breaker));
-    f.breaker.parentElement.hidden = !v.breaker;
+    setBadge(fields.breaker, v.breaker, breakerTone(v.breaker));
+    fields.breaker.parentElement.hidden = !v.breaker;
     if (!s.cur) return;
     const errors = ratio(s, 'err', 'req');
-    setText(f.rate, fmtRate(rate(s)));
-    setText(f.errors, fmtPct(errors), errorTone(errors));
-    setText(f.p50, fmtMs(s.cur.p50));
-    setText(f.p99, fmtMs(s.cur.p99));
-    setText(f.cache, fmtPct(ratio(s, 'hits', 'looks')));
-    setText(f.limited, fmtCount(s.cur.limited), s.cur.limited ? 'warn' : '');
-    setText(f.requests, fmtCount(s.cur.req));
-    setText(f.inflight, fmtCount(v.calls.in_flight || 0));
+    setText(fields.rate, fmtRate(rate(s)));
+    setText(fields.errors, fmtPct(errors), errorTone(errors));
+    setText(fields.p50, fmtMs(s.cur.p50));
+    setText(fields.p99, fmtMs(s.cur.p99));
+    setText(fields.cache, fmtPct(ratio(s, 'hits', 'looks')));
+    setText(fields.limited, fmtCount(s.cur.limited), s.cur.limited ? 'warn' : '');
+    setText(fields.requests, fmtCount(s.cur.req));
+    setText(fields.inflight, fmtCount(v.calls.in_flight || 0));
     drawCharts(v);
   }
 
@@ -425,10 +425,10 @@
       row.li.title = inst.check_error ? `health check: ${inst.check_error}` : '';
       setText(row.state, inst.state);
       setText(row.calls, `${fmtCount(inst.calls)} calls, ${fmtCount(inst.failures)} failed`);
-      const f = inst.fault || {};
-      const faults = [f.down ? 'down' : '', f.error_rate ? `${fmtPct(f.error_rate)} errors` : ''].filter(Boolean);
+      const fault = inst.fault || {};
+      const faults = [fault.down ? 'down' : '', fault.error_rate ? `${fmtPct(fault.error_rate)} errors` : ''].filter(Boolean);
       setText(row.fault, faults.length ? `fault: ${faults.join(', ')}` : '');
-      setText(row.staged, f.latency ? `latency +${f.latency}` + (f.jitter ? ` ±${f.jitter}` : '') : '');
+      setText(row.staged, fault.latency ? `latency +${fault.latency}` + (fault.jitter ? ` ±${fault.jitter}` : '') : '');
     }
     for (const [name, row] of v.instances) {
       if (!seen.has(name)) {

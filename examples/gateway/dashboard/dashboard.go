@@ -1,16 +1,3 @@
-// Package dashboard is the example gateway's live dashboard: one page, its
-// script and its style sheet, embedded in the binary and needing no build
-// step. The page reads the gateway's /ws event stream and shows, per
-// service, the request and error rates, the latency, the cache hit ratio,
-// the rate-limited calls, the breaker's state and each instance's health,
-// with a chart of the last minutes and the latest events.
-//
-// The page expects the gateway's routes around it: it is served at
-// <prefix>/dashboard/, opens <prefix>/ws, asks <prefix>/dashboard/config.json
-// whether it may open the stream without a token, and checks a token
-// against <prefix>/api/v1/stats. A token the user types is kept in the
-// tab's sessionStorage and sent as the "bearer.<token>" WebSocket
-// subprotocol.
 package dashboard
 
 import (
