@@ -62,11 +62,12 @@ func (fj *faultJSON) parse() (fault, *apiError) {
 // adminInstance authenticates an admin and finds the demo instance of the
 // request's path.
 func (g *gateway) adminInstance(w http.ResponseWriter, r *http.Request) (*instanceEntry, bool) {
-	s, who, ok := g.authorizedService(w, r)
+	t := g.current()
+	s, who, ok := g.authorizedService(t, w, r)
 	if !ok {
 		return nil, false
 	}
-	if !g.auth.isAdmin(who) {
+	if !t.auth.isAdmin(who) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "only admin roles may stage faults"})
 		return nil, false

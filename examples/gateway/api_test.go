@@ -105,7 +105,7 @@ func TestRoutes(t *testing.T) {
 	})
 	t.Run("health", func(t *testing.T) {
 		// dead has no healthy instance, so the whole is 503.
-		waitInstance(t, tg.services["dead"], "dead-1", func(st instanceStatus) bool { return st.State == "down" })
+		waitInstance(t, tg.current().services["dead"], "dead-1", func(st instanceStatus) bool { return st.State == "down" })
 		a := tg.do(t, http.MethodGet, "/health", "", "")
 		require.Equal(t, http.StatusServiceUnavailable, a.status, "body %s", a.body)
 		var h struct {
@@ -140,7 +140,7 @@ func TestRoutes(t *testing.T) {
 func TestStatusCodes(t *testing.T) {
 	open := startGateway(t, testServer+testAuth(true)+apiServices)
 	locked := startGateway(t, testServer+testAuth(false)+apiServices)
-	waitInstance(t, open.services["dead"], "dead-1", func(st instanceStatus) bool { return st.State == "down" })
+	waitInstance(t, open.current().services["dead"], "dead-1", func(st instanceStatus) bool { return st.State == "down" })
 
 	big := `{"id":"r","user_id":"u","data":{"blob":"` + strings.Repeat("x", 5000) + `"}}`
 	deep := `{"id":"r","user_id":"u","data":` + strings.Repeat(`{"a":`, 10) + `1` + strings.Repeat(`}`, 10) + `}`
@@ -277,11 +277,11 @@ func TestStageFault(t *testing.T) {
 
 	a = tg.do(t, http.MethodPut, path, adminToken, `{"error_rate":1}`)
 	require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
-	assert.Equal(t, 1.0, tg.services["payment"].instances[1].demo.currentFault().ErrorRate)
+	assert.Equal(t, 1.0, tg.current().services["payment"].instances[1].demo.currentFault().ErrorRate)
 
 	a = tg.do(t, http.MethodDelete, path, adminToken, "")
 	require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
-	assert.Equal(t, fault{}, tg.services["payment"].instances[1].demo.currentFault())
+	assert.Equal(t, fault{}, tg.current().services["payment"].instances[1].demo.currentFault())
 }
 
 func TestPanicBecomes500(t *testing.T) {

@@ -18,7 +18,10 @@ var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	roleRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	headerRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	fieldRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// tokenNameRE is what a caller's name must look like: it goes into
+	// request metadata, logs and audit records.
+	tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9._@:-]{1,64}$`)
+	fieldRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 var (
@@ -148,8 +151,8 @@ func (c *authConfig) validate(v *validator, p string) {
 	for i, t := range c.Tokens {
 		q := fmt.Sprintf("%s.tokens[%d]", p, i)
 		switch {
-		case t.Name == "":
-			v.errorf(q+".name", "required: a name for the caller, used in logs and audit records")
+		case !tokenNameRE.MatchString(t.Name):
+			v.errorf(q+".name", "required: a name for the caller, used in logs and audit records: 1 to 64 letters, digits and . _ @ : -; got %q", t.Name)
 		case names[t.Name]:
 			v.errorf(q+".name", "token name %q is used twice", t.Name)
 		}

@@ -163,7 +163,7 @@ func TestStreamCaller(t *testing.T) {
 			if tt.token != "" {
 				r.Header.Set("Authorization", "Bearer "+tt.token)
 			}
-			who, aerr := tt.gw.streamCaller(r)
+			who, aerr := tt.gw.streamCaller(tt.gw.current(), r)
 			if tt.wantStatus != 0 {
 				require.NotNil(t, aerr, "streamCaller() error")
 				assert.Equal(t, tt.wantStatus, aerr.Status, "streamCaller() status")

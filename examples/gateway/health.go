@@ -63,10 +63,11 @@ func (s *serviceEntry) health(details bool) serviceHealth {
 // uptime checks call it; instance details are on the authenticated
 // per-service page.
 func (g *gateway) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	t := g.current()
 	status, code := "ok", http.StatusOK
-	services := make([]serviceHealth, 0, len(g.names))
-	for _, name := range g.names {
-		h := g.services[name].health(false)
+	services := make([]serviceHealth, 0, len(t.names))
+	for _, name := range t.names {
+		h := t.services[name].health(false)
 		if h.Status == "down" {
 			status, code = "unavailable", http.StatusServiceUnavailable
 		}
@@ -78,7 +79,7 @@ func (g *gateway) handleHealth(w http.ResponseWriter, _ *http.Request) {
 // handleServiceHealth serves GET /api/v1/services/{service}/health: the
 // service's instances and their health. 200 when it can serve, else 503.
 func (g *gateway) handleServiceHealth(w http.ResponseWriter, r *http.Request) {
-	s, _, ok := g.authorizedService(w, r)
+	s, _, ok := g.authorizedService(g.current(), w, r)
 	if !ok {
 		return
 	}
@@ -113,25 +114,67 @@ func (g *gateway) handleReadiness(w http.ResponseWriter, _ *http.Request) {
 // authorizedService authenticates the caller, finds the service of the
 // request's path and checks that the caller's role may use it (or is an
 // admin role), answering 401, 404 or 403 itself when not.
-func (g *gateway) authorizedService(w http.ResponseWriter, r *http.Request) (*serviceEntry, principal, bool) {
+func (g *gateway) authorizedService(t *table, w http.ResponseWriter, r *http.Request) (*serviceEntry, principal, bool) {
 	ci := info(r.Context())
-	who, aerr := g.auth.authenticate(r, "")
+	who, aerr := t.auth.authenticate(r, "")
 	if aerr != nil {
 		writeError(w, aerr)
 		return nil, who, false
 	}
 	ci.principal = who.Name
-	s := g.lookup(r.PathValue("service"))
+	s := t.lookup(r.PathValue("service"))
 	if s == nil {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: codeUnknownService,
 			Message: "no service named " + strconv.Quote(clean(r.PathValue("service"), 64))})
 		return nil, who, false
 	}
 	ci.service = s.name
-	if !allowed(who, s.cfg.Roles) && !g.auth.isAdmin(who) {
+	if !allowed(who, s.cfg.Roles) && !t.auth.isAdmin(who) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "role " + strconv.Quote(who.Role) + " may not use " + s.name})
 		return nil, who, false
 	}
 	return s, who, true
+}
+
+// breakerState names the state of s's breaker ("closed", "half-open" or
+// "open"), or "" when it has none. Reading it moves an open breaker whose
+// cool-down is over to half-open, and announces that.
+func (s *serviceEntry) breakerState() string {
+	if s.breaker == nil {
+		return ""
+	}
+	return s.breaker.State().String()
+}
+
+// instanceStatuses reports each instance's health as the balancer sees it.
+func (s *serviceEntry) instanceStatuses() []instanceStatus {
+	states := s.pool.Snapshot()
+	out := make([]instanceStatus, 0, len(states))
+	for i, st := range states {
+		in := s.instances[i]
+		is := instanceStatus{
+			Name: in.name, Kind: in.kind(), URL: in.url, Healthy: st.Eligible,
+			InFlight: st.InFlight, Calls: st.Calls, Successes: st.Successes, Failures: st.Failures,
+			ConsecutiveFailures: st.ConsecutiveFailures, Ejections: st.Ejections,
+		}
+		switch {
+		case !st.Healthy:
+			is.State = "down"
+		case !st.EjectedUntil.IsZero():
+			is.State = "ejected"
+			until := st.EjectedUntil.UTC()
+			is.EjectedUntil = &until
+		default:
+			is.State = "healthy"
+		}
+		if st.CheckErr != nil {
+			is.CheckError = st.CheckErr.Error()
+		}
+		if in.demo != nil {
+			is.Fault = in.demo.currentFault().json()
+		}
+		out = append(out, is)
+	}
+	return out
 }

@@ -293,17 +293,24 @@ var listeningRE = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 // address in it.
 func waitListening(t *testing.T, logs *syncBuffer) string {
 	t.Helper()
+	return waitLog(t, logs, 0, listeningRE)[1]
+}
+
+// waitLog waits, woken by each write, until the log after its first from
+// bytes matches re, and returns the match.
+func waitLog(t *testing.T, logs *syncBuffer, from int, re *regexp.Regexp) []string {
+	t.Helper()
 	timeout := time.NewTimer(60 * time.Second)
 	defer timeout.Stop()
 	for {
 		s, next := logs.wait()
-		if m := listeningRE.FindStringSubmatch(s); m != nil {
-			return m[1]
+		if m := re.FindStringSubmatch(s[from:]); m != nil {
+			return m
 		}
 		select {
 		case <-next:
 		case <-timeout.C:
-			t.Fatalf("the gateway never logged that it was listening; log:\n%s", s)
+			t.Fatalf("the log never matched %s; log:\n%s", re, s)
 		}
 	}
 }

@@ -70,7 +70,7 @@ services:
 		Data userRecord `json:"data"`
 	}
 	require.NoError(t, json.Unmarshal(create.body, &created))
-	inst := tg.services["user"].instances[0].demo
+	inst := tg.current().services["user"].instances[0].demo
 	callsBefore := inst.calls.Load()
 
 	for i := range 3 {

@@ -32,7 +32,7 @@ type requestEvent struct {
 // passes it through the service's stack, whose errors become their statuses.
 func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
-	s, who, ok := g.authorizedService(w, r)
+	s, who, ok := g.authorizedService(g.current(), w, r)
 	if !ok {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,30 +23,35 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildGateway builds the gateway binary into dir.
+// buildGateway builds the gateway binary into dir, with the race detector
+// when the tests have it: the packages are then already compiled, and the
+// process is checked for races too.
 func buildGateway(t *testing.T, dir string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build the gateway with")
-	}
+	require.NoError(t, err, "the go tool, to build the gateway with")
 	bin := filepath.Join(dir, "gateway")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool, append(args, ".")...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
 }
 
-// TestSIGTERMUnderLoad runs the gateway binary, loads it with slow payment
-// calls, sends it SIGTERM, and checks the graceful shutdown: /readyz turns
-// 503 while it drains, every call it accepted gets a complete answer, it
-// exits 0, and its audit log verifies and holds one record per answered call.
+// TestSIGTERMUnderLoad runs the gateway binary, reloads its configuration
+// with SIGHUP, loads it with slow payment calls, sends it SIGTERM, and
+// checks the graceful shutdown: /readyz turns 503 while it drains, every
+// call it accepted gets a complete answer, it exits 0, and its audit log
+// verifies and holds one record per answered call.
 func TestSIGTERMUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildGateway(t, dir)
 	auditLog := filepath.Join(dir, "audit.log")
 	cfgFile := filepath.Join(dir, "gateway.yaml")
-	require.NoError(t, os.WriteFile(cfgFile, []byte(`
+	config := `
 server:
   addr: 127.0.0.1:0
   drain_delay: 300ms
@@ -54,7 +60,7 @@ auth:
   anonymous_role: guest
 audit:
   sink: file
-  file: `+auditLog+`
+  file: ` + auditLog + `
   fail_closed: true
   fields: [amount, currency]
 log: {level: info}
@@ -67,7 +73,8 @@ services:
     instances:
       - {name: payment-1, demo: payment, latency: 100ms, jitter: 50ms}
       - {name: payment-2, demo: payment, latency: 100ms, jitter: 50ms}
-`), 0o600))
+`
+	require.NoError(t, os.WriteFile(cfgFile, []byte(config), 0o600))
 
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "-config", cfgFile)
@@ -88,6 +95,27 @@ services:
 		}
 	})
 	base := "http://" + waitListening(t, logs)
+
+	// SIGHUP reloads the file: a service added is served at once, and a
+	// file with a mistake is refused while the gateway goes on as it was.
+	require.NoError(t, os.WriteFile(cfgFile, []byte(config+`
+  inventory:
+    roles: [guest]
+    instances: [{name: inventory-1, demo: inventory}]
+`), 0o600))
+	mark := len(logs.String())
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitLog(t, logs, mark, regexp.MustCompile(`"msg":"configuration reloaded"`))
+	reloadClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := reloadClient.Post(base+"/api/v1/services/inventory/process", "application/json",
+		strings.NewReader(`{"id":"i1","user_id":"u","data":{"action":"stock","sku":"SKU-001"}}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the reloaded service")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(config+"  colour: blue\n"), 0o600))
+	mark = len(logs.String())
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitLog(t, logs, mark, regexp.MustCompile(`"msg":"configuration reload failed; serving the previous one"`))
 
 	// Every call on a connection of its own, so that a refused connection
 	// is the only way a call can fail to be sent once the listener closes.
@@ -183,7 +211,7 @@ services:
 	defer f.Close()
 	head, err := audit.Verify(f)
 	require.NoError(t, err, "audit.Verify")
-	assert.Equal(t, uint64(answered.Load()), head.Seq, "one audit record per answered call")
+	assert.Equal(t, uint64(answered.Load())+1, head.Seq, "one audit record per answered call, and the inventory call's")
 	data, err := os.ReadFile(auditLog)
 	require.NoError(t, err)
 	assert.Equal(t, 1, bytes.Count(data, []byte(`"request_id":"w0-0"`)), "the first call's record")

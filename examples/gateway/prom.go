@@ -17,10 +17,17 @@ func (g *gateway) newRegistry() *prometheus.Registry {
 		Name: "gateway_http_requests_total",
 		Help: "HTTP requests answered by the gateway, by route pattern and status code.",
 	}, []string{"route", "code"})
+	g.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_config_reloads_total",
+		Help: "Configuration reloads (SIGHUP), by result: success or error.",
+	}, []string{"result"})
+	g.reloads.WithLabelValues("success")
+	g.reloads.WithLabelValues("error")
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		g.httpRequests,
+		g.reloads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gateway_stream_clients",
 			Help: "WebSocket clients connected to /ws.",

@@ -130,9 +130,9 @@ services:
 		assert.True(t, strings.Contains(string(a.body), `"echo":{"x":1}`), "body %s", a.body)
 	})
 	t.Run("health checks reach the remote", func(t *testing.T) {
-		waitInstance(t, tg.services["stock"], "stock-remote", func(st instanceStatus) bool { return st.Healthy })
+		waitInstance(t, tg.current().services["stock"], "stock-remote", func(st instanceStatus) bool { return st.Healthy })
 		back.Close() // the remote goes away: its health check fails
-		waitInstance(t, tg.services["stock"], "stock-remote", func(st instanceStatus) bool { return st.State == "down" })
+		waitInstance(t, tg.current().services["stock"], "stock-remote", func(st instanceStatus) bool { return st.State == "down" })
 		a := tg.process(t, "stock", "", `{"id":"q3","user_id":"u","data":{"action":"stock","sku":"SKU-001"}}`)
 		assert.Equal(t, http.StatusServiceUnavailable, a.status, "body %s", a.body)
 	})

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 )
 
 //go:embed default.yaml
@@ -24,7 +26,8 @@ var errUsage = errors.New("usage error")
 
 // run is the whole program: main only calls it, so tests can drive it with
 // their own arguments, writers and context. `gateway [-config f] [-addr a]`
-// serves until ctx ends; `gateway check -config f` validates a file.
+// serves until ctx ends, reloading the file on SIGHUP; `gateway check
+// -config f` validates a file.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "check" {
 		return runCheck(args[1:], stdout, stderr)
@@ -64,13 +67,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the configuration file; registered before the
+	// listener opens, so that no SIGHUP after start-up kills the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		_ = g.closeAll()
 		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "config", name)
-	return g.serve(ctx, ln)
+	stop := make(chan struct{})
+	reloader := make(chan struct{})
+	go func() {
+		defer close(reloader)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-hup:
+				g.reloadFile(*configPath, *addr)
+			}
+		}
+	}()
+	err = g.serve(ctx, ln)
+	close(stop)
+	<-reloader
+	return err
+}
+
+// reloadFile reads the configuration at path (the embedded one when path is
+// empty) and reloads it, or reports why it could not. addr is the -addr
+// override, which applies to the new file too.
+func (g *gateway) reloadFile(path, addr string) {
+	next, _, err := readConfig(path)
+	if err == nil {
+		if addr != "" {
+			next.Server.Addr = addr
+		}
+		err = g.reload(next)
+	}
+	if err != nil {
+		g.reloadFailed(err)
+	}
 }
 
 // readConfig loads the file at path, or the embedded default when path is

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,18 +23,23 @@ const serviceSuffix = "-service"
 // builds it without starting anything; serve runs it until its context ends
 // and then shuts it down gracefully.
 type gateway struct {
-	cfg    *config
+	cfg    *config // as it started: reload changes only the table
 	log    *slog.Logger
-	auth   *authenticator
 	hub    *hub
 	reg    *prometheus.Registry
 	client *http.Client // shared by remote instances
-
-	services map[string]*serviceEntry
-	names    []string // service names, sorted
+	shared *sharedLayers
+	table  atomic.Pointer[table]
 
 	httpRequests *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
 	handler      http.Handler
+
+	// mu guards the fields below, and serialises reloads and shutdown.
+	mu       sync.Mutex
+	serving  bool // health checks of new tables start at once
+	closed   bool
+	backends map[string]backendEntry // demo data by service, kept across reloads
 
 	// inflight counts the handlers running, including those of hijacked
 	// stream connections, which http.Server.Shutdown does not wait for.
@@ -45,12 +49,11 @@ type gateway struct {
 	draining atomic.Bool
 	started  time.Time
 
-	// closers release what the stacks hold (health checkers, event
-	// subscriptions), in order, at the end of shutdown; audit, the audit
-	// sink, is closed after them, so that it is flushed last.
+	// closers release what the shared layers hold (the tracer), after the
+	// table's; audit, the audit sink, is closed last, so that it is
+	// flushed after every call has been recorded.
 	closers []io.Closer
 	audit   io.Closer
-	shared  *sharedLayers
 }
 
 // newGateway builds the gateway cfg describes: every service's stack and
@@ -59,10 +62,9 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 	g := &gateway{
 		cfg:      cfg,
 		log:      log,
-		auth:     newAuthenticator(cfg.Auth),
 		hub:      newHub(cfg.Server.WebSocket.ClientBuffer, cfg.Server.WebSocket.MaxClients),
 		client:   newRemoteClient(),
-		services: map[string]*serviceEntry{},
+		backends: map[string]backendEntry{},
 	}
 	g.reg = g.newRegistry()
 	shared, err := g.newSharedLayers()
@@ -71,22 +73,14 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 		return nil, err
 	}
 	g.shared = shared
-	for _, name := range sortedKeys(cfg.Services) {
-		s, err := g.buildService(name, cfg.Services[name], shared)
-		if err != nil {
-			_ = g.closeAll()
-			return nil, fmt.Errorf("service %s: %w", name, err)
-		}
-		g.services[name] = s
-		g.names = append(g.names, name)
-	}
-	g.handler = g.routes()
+	g.table.Store(g.newTable(cfg))
+	g.handler = g.newHandler()
 	return g, nil
 }
 
-// routes returns the gateway's handler: the API on an http.ServeMux with
-// method patterns, inside the middleware every call goes through.
-func (g *gateway) routes() http.Handler {
+// newHandler returns the gateway's handler: the API on an http.ServeMux
+// with method patterns, inside the middleware every call goes through.
+func (g *gateway) newHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/services/{service}/process", g.handleProcess)
 	mux.HandleFunc("GET /api/v1/services/{service}/health", g.handleServiceHealth)
@@ -101,12 +95,6 @@ func (g *gateway) routes() http.Handler {
 	mux.HandleFunc("GET /ws", g.handleWS)
 	g.dashboardRoutes(mux)
 	return g.withCallInfo(g.withCORS(withJSONFallbacks(mux)))
-}
-
-// lookup finds a service by its name in a URL, with or without the
-// "-service" suffix.
-func (g *gateway) lookup(name string) *serviceEntry {
-	return g.services[strings.TrimSuffix(name, serviceSuffix)]
 }
 
 // server returns the http.Server with the configured timeouts.
@@ -134,10 +122,14 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
+	g.mu.Lock()
+	g.current().start()
+	g.serving = true
+	g.mu.Unlock()
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	bgDone := g.startBackground(bgCtx)
 	g.ready.Store(true)
-	g.log.Info("gateway ready", "addr", ln.Addr().String(), "services", g.names)
+	g.log.Info("gateway ready", "addr", ln.Addr().String(), "services", g.current().names)
 
 	var err error
 	served := false // serveErr has been read
@@ -187,10 +179,17 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// closeAll releases the stacks' resources in order and the remote client's
-// idle connections.
+// closeAll releases the table's resources, then the shared layers', then
+// the audit sink and the remote client's idle connections. Later reloads
+// fail.
 func (g *gateway) closeAll() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed, g.serving = true, false
 	var errs []error
+	if t := g.current(); t != nil {
+		errs = append(errs, t.close())
+	}
 	for _, c := range g.closers {
 		errs = append(errs, c.Close())
 	}

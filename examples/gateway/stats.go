@@ -50,8 +50,9 @@ func (g *gateway) statsSnapshot() statsSnapshot {
 		Total:         all.Total,
 		Services:      map[string]*serviceStats{},
 	}
-	for _, name := range g.names {
-		snap.Services[name] = g.serviceStats(g.services[name])
+	t := g.current()
+	for _, name := range t.names {
+		snap.Services[name] = g.serviceStats(t.services[name])
 	}
 	return snap
 }
@@ -59,7 +60,7 @@ func (g *gateway) statsSnapshot() statsSnapshot {
 // handleStats serves GET /api/v1/stats: every service's figures, for any
 // authenticated caller.
 func (g *gateway) handleStats(w http.ResponseWriter, r *http.Request) {
-	who, aerr := g.auth.authenticate(r, "")
+	who, aerr := g.current().auth.authenticate(r, "")
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -71,7 +72,7 @@ func (g *gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 // handleServiceMetrics serves GET /api/v1/services/{service}/metrics: one
 // service's figures.
 func (g *gateway) handleServiceMetrics(w http.ResponseWriter, r *http.Request) {
-	s, _, ok := g.authorizedService(w, r)
+	s, _, ok := g.authorizedService(g.current(), w, r)
 	if !ok {
 		return
 	}

@@ -11,8 +11,8 @@ import (
 // it in without a token.
 var localDemoPrincipal = principal{Name: "localhost-demo"}
 
-// streamCaller decides who may watch the /ws event stream, answering 401
-// or 403 when the caller may not. The stream shows every caller's
+// streamCaller decides who may watch the /ws event stream, by the tokens
+// and roles of t, answering 401 or 403 when the caller may not. The stream shows every caller's
 // requests, so, unlike the API, it never lets in a caller without a token,
 // even when the configuration has an anonymous role; and the token's role
 // must be an admin role or one of server.websocket.roles. The one exception
@@ -20,7 +20,7 @@ var localDemoPrincipal = principal{Name: "localhost-demo"}
 // client on the gateway's own machine that names a local host (see
 // localClient) and sends no token gets in as localhost-demo. A token, when
 // sent, is checked as for the API, demo or not.
-func (g *gateway) streamCaller(r *http.Request) (principal, *apiError) {
+func (g *gateway) streamCaller(t *table, r *http.Request) (principal, *apiError) {
 	wc := g.cfg.Server.WebSocket
 	token := wsToken(r)
 	if token == "" && r.Header.Get("Authorization") == "" {
@@ -30,11 +30,11 @@ func (g *gateway) streamCaller(r *http.Request) (principal, *apiError) {
 		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
 			Message: "the event stream needs a bearer token", Challenge: bearerChallenge("", "")}
 	}
-	who, aerr := g.auth.authenticate(r, token)
+	who, aerr := t.auth.authenticate(r, token)
 	if aerr != nil {
 		return who, aerr
 	}
-	if !allowed(who, wc.Roles) && !g.auth.isAdmin(who) {
+	if !allowed(who, t.wsRoles) && !t.auth.isAdmin(who) {
 		return who, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "role " + strconv.Quote(who.Role) + " may not watch the event stream"}
 	}

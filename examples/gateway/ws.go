@@ -31,7 +31,8 @@ const (
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
-	who, aerr := g.streamCaller(r)
+	t := g.current()
+	who, aerr := g.streamCaller(t, r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -81,7 +82,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		return conn.Write(ctx, websocket.MessageText, msg)
 	}
 	hello, _ := json.Marshal(event{Type: "hello", Time: time.Now().UTC(), Data: map[string]any{
-		"principal": who.Name, "role": who.Role, "services": g.names,
+		"principal": who.Name, "role": who.Role, "services": t.names,
 	}})
 	if err := write(hello); err != nil {
 		return
