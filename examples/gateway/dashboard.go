@@ -14,6 +14,9 @@ type dashboardConfig struct {
 	// Demo reports whether this client may open the stream without a
 	// token (see streamCaller).
 	Demo bool `json:"demo"`
+	// Principal, when the page sent a token, is who the stream will take
+	// it for.
+	Principal string `json:"principal,omitempty"`
 	// StatsIntervalMillis is how often the stream sends a stats event.
 	StatsIntervalMillis int64 `json:"stats_interval_ms"`
 }
@@ -31,11 +34,24 @@ func (g *gateway) dashboardRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler(dashboardPath, http.StatusFound))
 }
 
-// handleDashboardConfig serves GET /dashboard/config.json.
+// handleDashboardConfig serves GET /dashboard/config.json: what the page
+// needs to know before it opens the stream. With a token, it answers as the
+// stream would, 401 or 403 when the stream would refuse the token, so that
+// the page can say why; a browser cannot see why a WebSocket handshake
+// failed.
 func (g *gateway) handleDashboardConfig(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, dashboardConfig{
-		Demo:                g.cfg.Server.WebSocket.LocalhostDemo && localClient(r),
-		StatsIntervalMillis: g.cfg.Server.WebSocket.StatsInterval.Milliseconds(),
-	})
+	dc := dashboardConfig{StatsIntervalMillis: g.cfg.Server.WebSocket.StatsInterval.Milliseconds()}
+	if r.Header.Get("Authorization") != "" {
+		who, aerr := g.streamCaller(g.current(), r)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		info(r.Context()).principal = who.Name
+		dc.Principal = who.Name
+	} else {
+		dc.Demo = g.cfg.Server.WebSocket.LocalhostDemo && localClient(r)
+	}
+	writeJSON(w, http.StatusOK, dc)
 }

@@ -77,29 +77,44 @@ func TestDashboardRoutes(t *testing.T) {
 	}
 }
 
-func TestDashboardConfigDemo(t *testing.T) {
+// TestDashboardConfig checks what config.json tells the page: whether the
+// demo lets this client in without a token, or, asked with a token,
+// whether the stream would take it.
+func TestDashboardConfig(t *testing.T) {
 	on := strings.Replace(testServer, "    stats_interval: 20ms\n", "    stats_interval: 20ms\n    localhost_demo: true\n", 1)
 	tg := startGateway(t, on+testAuth(false)+dashboardServices)
 	tests := []struct {
-		name, remote, host string
-		want               bool
+		name, remote, host, token string
+		wantStatus                int
+		want                      dashboardConfig
 	}{
-		{"localhost", "127.0.0.1:5000", "localhost:8080", true},
-		{"loopback address", "127.0.0.1:5000", "127.0.0.1:8080", true},
-		{"IPv6 loopback", "[::1]:5000", "[::1]:8080", true},
-		{"another machine", "192.0.2.7:5000", "localhost:8080", false},
-		{"rebound domain name", "127.0.0.1:5000", "evil.example:8080", false},
+		{name: "localhost", remote: "127.0.0.1:5000", host: "localhost:8080", want: dashboardConfig{Demo: true}},
+		{name: "loopback address", remote: "127.0.0.1:5000", host: "127.0.0.1:8080", want: dashboardConfig{Demo: true}},
+		{name: "IPv6 loopback", remote: "[::1]:5000", host: "[::1]:8080", want: dashboardConfig{Demo: true}},
+		{name: "another machine", remote: "192.0.2.7:5000", host: "localhost:8080", want: dashboardConfig{}},
+		{name: "rebound domain name", remote: "127.0.0.1:5000", host: "evil.example:8080", want: dashboardConfig{}},
+		{name: "stream token", remote: "192.0.2.7:5000", host: "gw.example", token: clientToken, want: dashboardConfig{Principal: "alice"}},
+		{name: "bad token", remote: "127.0.0.1:5000", host: "localhost", token: "nope", wantStatus: http.StatusUnauthorized},
+		{name: "role may not watch", remote: "127.0.0.1:5000", host: "localhost", token: outsiderToken, wantStatus: http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "http://"+tt.host+"/dashboard/config.json", nil)
 			r.RemoteAddr = tt.remote
+			if tt.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tt.token)
+			}
 			w := httptest.NewRecorder()
 			tg.handler.ServeHTTP(w, r)
-			require.Equal(t, http.StatusOK, w.Code, "GET /dashboard/config.json status")
+			if tt.wantStatus != 0 {
+				assert.Equal(t, tt.wantStatus, w.Code, "GET /dashboard/config.json status; body %s", w.Body)
+				return
+			}
+			require.Equal(t, http.StatusOK, w.Code, "GET /dashboard/config.json status; body %s", w.Body)
 			var got dashboardConfig
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
-			assert.Equal(t, tt.want, got.Demo, "config.json demo from %s for host %s", tt.remote, tt.host)
+			tt.want.StatsIntervalMillis = 20
+			assert.Equal(t, tt.want, got, "config.json from %s for host %s", tt.remote, tt.host)
 		})
 	}
 }
@@ -261,6 +276,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	d.typeInto("#token", "not-a-token")
 	d.click("#login-form button")
 	wait("the refusal", `document.getElementById('login-error').textContent.includes('did not accept')`, "#login")
+
+	d.clear("#token")
+	d.typeInto("#token", outsiderToken)
+	d.click("#login-form button")
+	wait("the refusal of a role that may not watch", `document.getElementById('login-error').textContent.includes('may not watch the event stream')`, "#login")
+	saveScreenshot(t, "dashboard-signin.png", d.screenshot(), false)
 
 	d.clear("#token")
 	d.typeInto("#token", clientToken)

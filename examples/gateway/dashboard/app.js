@@ -68,18 +68,28 @@
     }
   }
 
-  // checkToken asks the API whether the gateway accepts token: true, false,
-  // or null when the gateway cannot be reached.
+  // checkToken asks the gateway whether the stream would take token. It
+  // returns '' when it would, why not when it would not, or null when the
+  // gateway cannot be reached.
   async function checkToken(token) {
+    let r;
     try {
-      const r = await fetch(new URL('api/v1/stats', root), {
+      r = await fetch(new URL('dashboard/config.json', root), {
         headers: { Authorization: 'Bearer ' + token },
         cache: 'no-store',
       });
-      return r.status !== 401;
     } catch (_) {
       return null;
     }
+    if (r.status === 401) return 'The gateway did not accept this token.';
+    if (r.status === 403) {
+      let message = 'this token may not watch the stream';
+      try {
+        message = (await r.json()).error.message || message;
+      } catch (_) { /* keep the general message */ }
+      return `The gateway refused: ${message}.`;
+    }
+    return r.ok ? '' : null;
   }
 
   async function onLogin(e) {
@@ -90,14 +100,14 @@
     const button = e.target.querySelector('button');
     button.disabled = true;
     $('login-error').textContent = '';
-    const ok = await checkToken(token);
+    const refusal = await checkToken(token);
     button.disabled = false;
-    if (ok === null) {
+    if (refusal === null) {
       $('login-error').textContent = 'The gateway cannot be reached.';
       return;
     }
-    if (!ok) {
-      $('login-error').textContent = 'The gateway did not accept this token.';
+    if (refusal) {
+      $('login-error').textContent = refusal;
       input.select();
       return;
     }
@@ -161,8 +171,9 @@
   // that is down.
   async function refused() {
     if (state.token) {
-      if ((await checkToken(state.token)) === false) {
-        signOut('The gateway no longer accepts this token.');
+      const refusal = await checkToken(state.token);
+      if (refusal) {
+        signOut(refusal);
         return;
       }
     } else if ((await gatewayConfig()).demo !== true) {
@@ -254,6 +265,14 @@
       // A breaker event newer than this snapshot wins.
       if (!(state.breakerAt.get(name) > t)) v.breaker = s.health.breaker || '';
     }
+    // A service the gateway no longer has (its configuration was reloaded)
+    // goes.
+    for (const [name, v] of state.services) {
+      if (snap.services && !(name in snap.services)) {
+        v.el.remove();
+        state.services.delete(name);
+      }
+    }
   }
 
   function addEvent(time, badge, tone, text) {
@@ -273,7 +292,7 @@
   // ---- Figures -------------------------------------------------------
 
   // A series is the history of one service's counters (or of the total),
-  // a sample a second at most, and the latest sample.
+  // a sample per state.sampleEvery at most, and the latest sample.
   function newSeries() {
     return { history: [], cur: null };
   }

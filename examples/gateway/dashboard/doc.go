@@ -13,11 +13,11 @@
 //
 // [Handler] serves the files; the gateway mounts it at /dashboard/ and
 // provides the rest of what the page uses, relative to the page: ../ws,
-// the stream; ./config.json, which says whether this client may open the
-// stream without a token (the gateway's localhost demo) and how often the
-// stream sends stats; and ../api/v1/stats, against which the page checks a
-// token before it opens the stream. The package knows nothing else of the
-// gateway.
+// the stream; and ./config.json, which says whether this client may open
+// the stream without a token (the gateway's localhost demo) and how often
+// the stream sends stats, and, asked with a token, answers 401 or 403 as
+// the stream would, so that the page can say why it refused. The package
+// knows nothing else of the gateway.
 //
 // # Authentication
 //
