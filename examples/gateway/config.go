@@ -86,6 +86,9 @@ type websocketConfig struct {
 	MaxClients     int           `yaml:"max_clients"`
 	WriteTimeout   time.Duration `yaml:"write_timeout"`
 	StatsInterval  time.Duration `yaml:"stats_interval"`
+	// LocalhostDemo lets clients on this machine open the stream without
+	// a token (see streamCaller), so that the dashboard opens at once.
+	LocalhostDemo bool `yaml:"localhost_demo"`
 }
 
 func (c *websocketConfig) setDefaults() {

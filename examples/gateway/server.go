@@ -93,6 +93,7 @@ func (g *gateway) newHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", g.handleReadiness)
 	mux.Handle("GET /metrics", g.metricsHandler())
 	mux.HandleFunc("GET /ws", g.handleWS)
+	g.dashboardRoutes(mux)
 	return g.withCallInfo(g.withCORS(withJSONFallbacks(mux)))
 }
 
