@@ -14,6 +14,7 @@ type config struct {
 	Audit    auditConfig               `yaml:"audit"`
 	Log      logConfig                 `yaml:"log"`
 	Tracing  tracingConfig             `yaml:"tracing"`
+	Redis    *redisConfig              `yaml:"redis"`
 	Seed     uint64                    `yaml:"seed"`
 	Services map[string]*serviceConfig `yaml:"services"`
 }
@@ -164,6 +165,36 @@ func (c *tracingConfig) setDefaults() {
 	c.SampleRatio = 1
 }
 
+// redisConfig connects the gateway to a Redis server that its replicas
+// share, for the rate limits and caches of the services that ask for it
+// (rate_limit.store and cache.store: redis). Without this section the
+// gateway needs no Redis: every limit and cache is in memory.
+type redisConfig struct {
+	// Address is the server's host:port.
+	Address string `yaml:"address"`
+	// Password, or the environment variable PasswordEnv names, is sent
+	// with AUTH; set at most one.
+	Password    string `yaml:"password"`
+	PasswordEnv string `yaml:"password_env"`
+	DB          int    `yaml:"db"`
+	// Timeout bounds every Redis call: a call that takes longer counts as
+	// Redis being down (see rate_limit.failure_mode; a cache lookup is a
+	// miss).
+	Timeout time.Duration `yaml:"timeout"`
+	// RetryInterval is how long a rate limiter leaves Redis alone after a
+	// failed call before one call tries it again.
+	RetryInterval time.Duration `yaml:"retry_interval"`
+	// Prefix begins every key the gateway writes, so that deployments can
+	// share a server.
+	Prefix string `yaml:"prefix"`
+}
+
+func (c *redisConfig) setDefaults() {
+	c.Timeout = 50 * time.Millisecond
+	c.RetryInterval = 200 * time.Millisecond
+	c.Prefix = "proxy:"
+}
+
 // serviceConfig is one service: who may call it, the stack in front of it,
 // and its instances. A section that is absent (cache, rate_limit, breaker,
 // retry, health_check) leaves that layer out; a section that is present,
@@ -200,9 +231,14 @@ type cacheConfig struct {
 	// refresh fails. Zero turns each off.
 	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
 	StaleIfError         time.Duration `yaml:"stale_if_error"`
+	// Store is "local" (in memory) or "redis" (in memory, then in the
+	// Redis server that the gateway's replicas share, so that a response
+	// cached by one is a hit on the others).
+	Store string `yaml:"store"`
 }
 
 func (c *cacheConfig) setDefaults() {
+	c.Store = "local"
 	c.Enabled = true
 	c.Size = 1000
 	c.TTL = 30 * time.Second
@@ -219,11 +255,23 @@ type rateLimitConfig struct {
 	Key     string `yaml:"key"`
 	MaxKeys int    `yaml:"max_keys"`
 	// MaxWait lets a call over the rate wait up to this long for its
-	// token instead of being refused at once.
+	// token instead of being refused at once (local store only).
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Store is "local" (a bucket per key in this process) or "redis" (one
+	// limit per key shared by every replica through Redis).
+	Store string `yaml:"store"`
+	// FailureMode says what a redis store does while Redis cannot be
+	// reached: "open" decides locally at rate/replicas, "closed" refuses
+	// every call (429).
+	FailureMode string `yaml:"failure_mode"`
+	// Replicas is how many gateways share the limit, for "open".
+	Replicas int `yaml:"replicas"`
 }
 
 func (c *rateLimitConfig) setDefaults() {
+	c.Store = "local"
+	c.FailureMode = "open"
+	c.Replicas = 1
 	c.Rate = 100
 	c.Burst = 20
 	c.Key = "user"

@@ -11,7 +11,7 @@ import (
 // keep their data (payments, users, orders, stock) when their kind is
 // unchanged; rate limits, caches, breakers and instance health start
 // afresh. Calls under way finish on the stacks they started with. The other
-// sections (server, audit, log, tracing, seed) take effect only on a
+// sections (server, audit, log, tracing, redis, seed) take effect only on a
 // restart; reload logs which of them differ. cfg must have passed
 // loadConfig.
 func (g *gateway) reload(cfg *config) error {
@@ -19,6 +19,9 @@ func (g *gateway) reload(cfg *config) error {
 	defer g.mu.Unlock()
 	if g.closed {
 		return errGatewayClosed
+	}
+	if g.shared.redis == nil && usesRedis(cfg) {
+		return errNoRedis
 	}
 	if restart := restartSections(g.cfg, cfg); len(restart) > 0 {
 		g.log.Warn("configuration reload: these sections change only on a restart", "sections", restart)
@@ -66,6 +69,7 @@ func restartSections(cur, next *config) []string {
 		{"audit", cur.Audit, next.Audit},
 		{"log", cur.Log, next.Log},
 		{"tracing", cur.Tracing, next.Tracing},
+		{"redis", cur.Redis, next.Redis},
 		{"seed", cur.Seed, next.Seed},
 	} {
 		if !reflect.DeepEqual(s.cur, s.next) {
