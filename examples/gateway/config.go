@@ -152,9 +152,16 @@ func (c *logConfig) setDefaults() { c.Level = "info" }
 // tracingConfig sets OpenTelemetry tracing: a span per call, continued from
 // the caller's traceparent header and passed on to remote instances.
 type tracingConfig struct {
-	// Exporter is "off" or "log" (each span a JSON line on the gateway's
-	// log).
+	// Exporter is "off", "log" (each span a JSON line on the gateway's
+	// log), "stdout" (the OpenTelemetry SDK's JSON on standard output) or
+	// "otlp" (OTLP over HTTP to Endpoint).
 	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP/HTTP collector's URL, such as
+	// http://otel-collector:4318 (the path /v1/traces is added when the
+	// URL has none); only for exporter: otlp.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName is the service.name of the spans' resource.
+	ServiceName string `yaml:"service_name"`
 	// SampleRatio is the share of new traces recorded, from 0 to 1; a
 	// trace the caller sampled is always recorded.
 	SampleRatio float64 `yaml:"sample_ratio"`
@@ -162,6 +169,7 @@ type tracingConfig struct {
 
 func (c *tracingConfig) setDefaults() {
 	c.Exporter = "off"
+	c.ServiceName = "proxy-gateway"
 	c.SampleRatio = 1
 }
 

@@ -205,6 +205,25 @@ services:
 				`services.order.cache.store: want one of local, redis, got "disk"`,
 			},
 		},
+		{
+			name: "tracing exporters",
+			yml: `tracing: {exporter: otlp, service_name: ""}
+services:
+  payment: {roles: [client], instances: [{name: p1, demo: payment}]}
+`,
+			want: []string{
+				"tracing.endpoint: required with exporter: otlp",
+				"tracing.service_name: must not be empty",
+			},
+		},
+		{
+			name: "tracing endpoint without otlp",
+			yml: `tracing: {exporter: stdout, endpoint: "ftp://x"}
+services:
+  payment: {roles: [client], instances: [{name: p1, demo: payment}]}
+`,
+			want: []string{"line 1:39: tracing.endpoint: set only with exporter: otlp"},
+		},
 		{name: "empty file", yml: "", want: []string{"the file is empty"}},
 		{name: "syntax error", yml: "services:\n  payment: [\n", want: []string{"syntax error"}},
 		{name: "no services", yml: "log: {level: info}\n", want: []string{"services: at least one service is required"}},

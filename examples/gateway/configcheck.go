@@ -31,7 +31,7 @@ var (
 	auditSinks = []string{"log", "file", "off"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	// tracingExporters are the values of tracing.exporter.
-	tracingExporters = []string{"off", "log"}
+	tracingExporters = []string{"off", "log", "stdout", "otlp"}
 	// stores are the values of rate_limit.store and cache.store.
 	stores       = []string{"local", "redis"}
 	failureModes = []string{"open", "closed"}
@@ -47,6 +47,17 @@ func (c *config) validate(v *validator) {
 		v.errorf("tracing.exporter", "want one of %s, got %q", strings.Join(tracingExporters, ", "), c.Tracing.Exporter)
 	}
 	between(v, "tracing.sample_ratio", c.Tracing.SampleRatio, 0, 1)
+	switch {
+	case c.Tracing.Exporter == "otlp" && c.Tracing.Endpoint == "":
+		v.errorf("tracing.endpoint", "required with exporter: otlp: the collector's OTLP/HTTP URL, such as http://otel-collector:4318")
+	case c.Tracing.Exporter == "otlp" && !validBackendURL(c.Tracing.Endpoint):
+		v.errorf("tracing.endpoint", "want an http or https URL with a host, got %q", c.Tracing.Endpoint)
+	case c.Tracing.Exporter != "otlp" && c.Tracing.Endpoint != "":
+		v.errorf("tracing.endpoint", "set only with exporter: otlp")
+	}
+	if c.Tracing.ServiceName == "" {
+		v.errorf("tracing.service_name", "must not be empty")
+	}
 	if c.Redis != nil {
 		c.Redis.validate(v, "redis")
 	}

@@ -88,11 +88,18 @@ type testGateway struct {
 
 // startGateway starts a gateway on 127.0.0.1:0 with the configuration yml
 // and stops it when the test ends, checking that it shut down cleanly.
-func startGateway(t *testing.T, yml string) *testGateway {
+func startGateway(t *testing.T, yml string, opts ...option) *testGateway {
+	t.Helper()
+	return startGatewayLogging(t, yml, t.Output(), opts...)
+}
+
+// startGatewayLogging is startGateway with the gateway's log written to
+// logs.
+func startGatewayLogging(t *testing.T, yml string, logs io.Writer, opts ...option) *testGateway {
 	t.Helper()
 	cfg, err := loadConfig([]byte(yml), "test.yaml")
 	require.NoError(t, err, "loadConfig")
-	g, err := newGateway(cfg, newLogger(t.Output(), "debug"))
+	g, err := newGateway(cfg, newLogger(logs, "debug"), opts...)
 	require.NoError(t, err, "newGateway")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

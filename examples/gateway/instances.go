@@ -68,6 +68,9 @@ func (g *gateway) buildInstances(service string, sc *serviceConfig) []*instanceE
 		} else {
 			in.url = ic.URL
 			r := &remoteInstance{name: ic.Name, url: ic.URL, client: g.client}
+			if tp := g.shared.tracer; tp != nil {
+				r.tracer = tp.Tracer(tracerScope)
+			}
 			in.svc = r
 			if ic.HealthURL != "" {
 				in.svc = &checkedRemote{remoteInstance: r, healthURL: ic.HealthURL}

@@ -24,6 +24,7 @@ const serviceSuffix = "-service"
 // and then shuts it down gracefully.
 type gateway struct {
 	cfg    *config // as it started: reload changes only the table
+	opts   gatewayOptions
 	log    *slog.Logger
 	hub    *hub
 	reg    *prometheus.Registry
@@ -58,9 +59,10 @@ type gateway struct {
 
 // newGateway builds the gateway cfg describes: every service's stack and
 // instances, the routes and the metrics registry. It starts no goroutines.
-func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
+func newGateway(cfg *config, log *slog.Logger, opts ...option) (*gateway, error) {
 	g := &gateway{
 		cfg:      cfg,
+		opts:     newGatewayOptions(opts),
 		log:      log,
 		hub:      newHub(cfg.Server.WebSocket.ClientBuffer, cfg.Server.WebSocket.MaxClients),
 		client:   newRemoteClient(),

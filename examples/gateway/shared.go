@@ -35,7 +35,11 @@ type sharedLayers struct {
 // records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
-	if tp := newTracerProvider(g.cfg.Tracing, g.log); tp != nil {
+	tp, err := newTracerProvider(g.cfg.Tracing, g.log, g.opts.stdout, g.opts.spanProcessors)
+	if err != nil {
+		return nil, err
+	}
+	if tp != nil {
 		sh.tracer = tp
 		// Shut down (flushing the last spans) in closeAll, once every
 		// call has ended.
