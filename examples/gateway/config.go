@@ -40,11 +40,12 @@ type serverConfig struct {
 	DrainDelay time.Duration `yaml:"drain_delay"`
 	// DrainTimeout bounds how long in-flight calls may take to finish once
 	// the listener is closed.
-	DrainTimeout time.Duration   `yaml:"drain_timeout"`
-	MaxBodyBytes int64           `yaml:"max_body_bytes"`
-	MaxJSONDepth int             `yaml:"max_json_depth"`
-	CORS         corsConfig      `yaml:"cors"`
-	WebSocket    websocketConfig `yaml:"websocket"`
+	DrainTimeout time.Duration     `yaml:"drain_timeout"`
+	MaxBodyBytes int64             `yaml:"max_body_bytes"`
+	MaxJSONDepth int               `yaml:"max_json_depth"`
+	CORS         corsConfig        `yaml:"cors"`
+	WebSocket    websocketConfig   `yaml:"websocket"`
+	Compression  compressionConfig `yaml:"compression"`
 }
 
 func (c *serverConfig) setDefaults() {
@@ -59,6 +60,21 @@ func (c *serverConfig) setDefaults() {
 	c.MaxJSONDepth = 32
 	c.CORS.setDefaults()
 	c.WebSocket.setDefaults()
+	c.Compression.setDefaults()
+}
+
+// compressionConfig sets gzip compression of the answers.
+type compressionConfig struct {
+	// Enabled gzips answers for clients that send Accept-Encoding: gzip.
+	Enabled bool `yaml:"enabled"`
+	// MinSize is the size in bytes below which an answer is sent as it
+	// is: a small one gains nothing.
+	MinSize int `yaml:"min_size"`
+}
+
+func (c *compressionConfig) setDefaults() {
+	c.Enabled = true
+	c.MinSize = 1024
 }
 
 // corsConfig says which browser origins may call the API. With no allowed

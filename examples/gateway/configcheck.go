@@ -192,6 +192,9 @@ func (c *serverConfig) validate(v *validator, p string) {
 	if c.CORS.MaxAge < 0 {
 		v.errorf(p+".cors.max_age", "must not be negative, got %v", c.CORS.MaxAge)
 	}
+	if c.Compression.MinSize < 0 || c.Compression.MinSize > 64<<20 {
+		v.errorf(p+".compression.min_size", "must be from 0 to %d bytes, got %d", 64<<20, c.Compression.MinSize)
+	}
 	ws := p + ".websocket"
 	for i, o := range c.WebSocket.AllowedOrigins {
 		q := fmt.Sprintf("%s.allowed_origins[%d]", ws, i)

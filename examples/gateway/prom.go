@@ -46,5 +46,7 @@ func (g *gateway) metricsHandler() http.Handler {
 		Registry:            g.reg,
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
+		// withCompression compresses every answer when it is on.
+		DisableCompression: g.cfg.Server.Compression.Enabled,
 	})
 }

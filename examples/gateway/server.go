@@ -95,7 +95,7 @@ func (g *gateway) newHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", g.handleReadiness)
 	mux.Handle("GET /metrics", g.metricsHandler())
 	mux.HandleFunc("GET /ws", g.handleWS)
-	return g.withCallInfo(g.withCORS(withJSONFallbacks(mux)))
+	return g.withCallInfo(g.withCompression(g.withCORS(withJSONFallbacks(mux))))
 }
 
 // server returns the http.Server with the configured timeouts.
