@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			case <-stop:
 				return
 			case <-hup:
-				_ = g.reloadFile() // reloadFile reports a failure itself
+				_, _ = g.reloadFile() // reloadFile reports a failure itself
 			}
 		}
 	}()
@@ -100,8 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // reloadFile reads the configuration file again (the embedded one when the
 // gateway runs without -config) and reloads it, or reports why it could
 // not: in the log, on the event stream and in the reload metrics, and to
-// the caller. The -addr override applies to the new file too.
-func (g *gateway) reloadFile() error {
+// the caller. It returns the configuration it reloaded. The -addr override
+// applies to the new file too.
+func (g *gateway) reloadFile() (*config, error) {
 	next, _, err := readConfig(g.opts.configFile)
 	if err == nil {
 		if g.opts.addr != "" {
@@ -111,8 +112,9 @@ func (g *gateway) reloadFile() error {
 	}
 	if err != nil {
 		g.reloadFailed(err)
+		return nil, err
 	}
-	return err
+	return next, nil
 }
 
 // readConfig loads the file at path, or the embedded default when path is

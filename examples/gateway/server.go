@@ -34,6 +34,7 @@ type gateway struct {
 
 	httpRequests *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
+	lastReload   prometheus.Gauge
 	handler      http.Handler
 
 	// mu guards the fields below, and serialises reloads and shutdown.
@@ -76,6 +77,7 @@ func newGateway(cfg *config, log *slog.Logger, opts ...option) (*gateway, error)
 	}
 	g.shared = shared
 	g.table.Store(g.newTable(cfg))
+	g.lastReload.SetToCurrentTime()
 	g.handler = g.newHandler()
 	return g, nil
 }
@@ -90,6 +92,7 @@ func (g *gateway) newHandler() http.Handler {
 	mux.HandleFunc("PUT /api/v1/services/{service}/instances/{instance}/fault", g.handleSetFault)
 	mux.HandleFunc("DELETE /api/v1/services/{service}/instances/{instance}/fault", g.handleClearFault)
 	mux.HandleFunc("GET /api/v1/stats", g.handleStats)
+	mux.HandleFunc("POST /api/v1/admin/reload", g.handleReload)
 	mux.HandleFunc("GET /health", g.handleHealth)
 	mux.HandleFunc("GET /healthz", g.handleLiveness)
 	mux.HandleFunc("GET /readyz", g.handleReadiness)
