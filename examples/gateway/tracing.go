@@ -96,8 +96,13 @@ func (g *gateway) startServerSpan(r *http.Request) (context.Context, trace.Span)
 		))
 }
 
-// endServerSpan records the status of the answer on span and ends it.
+// endServerSpan records the status of the answer on span and ends it. A
+// status of 0, nothing written, is a handler that panicked: the gateway
+// answers 500.
 func endServerSpan(span trace.Span, status int) {
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
 	if status >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(status))

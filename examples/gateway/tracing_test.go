@@ -85,7 +85,7 @@ services:
 		stockReq = `{"id":"s1","user_id":"u","data":{"action":"stock","sku":"SKU-001"}}`
 	)
 	a := front.do(t, http.MethodPost, "/api/v1/services/stock/process", "", stockReq,
-		"Traceparent", "00-"+traceID+"-"+callerID+"-01", requestIDHeader, "trace-test-1")
+		"Traceparent", "00-"+traceID+"-"+callerID+"-01", "Tracestate", "congo=t61rcWkgMzE", requestIDHeader, "trace-test-1")
 	require.Equal(t, http.StatusOK, a.status, "stock: %s", a.body)
 	a = front.process(t, "flaky", "", stockReq)
 	require.Equal(t, http.StatusOK, a.status, "flaky: %s", a.body)
@@ -121,6 +121,7 @@ services:
 		backServer := onlySpan(t, b, processRoute, trace.SpanKindServer)
 		assert.Equal(t, client.SpanContext().SpanID(), backServer.Parent().SpanID(), "the back gateway continues the front's request span")
 		assert.True(t, backServer.Parent().IsRemote(), "across processes")
+		assert.Equal(t, "congo=t61rcWkgMzE", backServer.SpanContext().TraceState().String(), "the caller's tracestate goes along")
 		backService := onlySpan(t, b, "inventory", trace.SpanKindInternal)
 		assert.Equal(t, backServer.SpanContext().SpanID(), backService.Parent().SpanID())
 		assert.Contains(t, backService.Attributes(), tracing.AttrInstance.String("back-inventory-1"))
