@@ -14,6 +14,7 @@ type config struct {
 	Audit    auditConfig               `yaml:"audit"`
 	Log      logConfig                 `yaml:"log"`
 	Tracing  tracingConfig             `yaml:"tracing"`
+	Redis    *redisConfig              `yaml:"redis"`
 	Seed     uint64                    `yaml:"seed"`
 	Services map[string]*serviceConfig `yaml:"services"`
 }
@@ -39,11 +40,12 @@ type serverConfig struct {
 	DrainDelay time.Duration `yaml:"drain_delay"`
 	// DrainTimeout bounds how long in-flight calls may take to finish once
 	// the listener is closed.
-	DrainTimeout time.Duration   `yaml:"drain_timeout"`
-	MaxBodyBytes int64           `yaml:"max_body_bytes"`
-	MaxJSONDepth int             `yaml:"max_json_depth"`
-	CORS         corsConfig      `yaml:"cors"`
-	WebSocket    websocketConfig `yaml:"websocket"`
+	DrainTimeout time.Duration     `yaml:"drain_timeout"`
+	MaxBodyBytes int64             `yaml:"max_body_bytes"`
+	MaxJSONDepth int               `yaml:"max_json_depth"`
+	CORS         corsConfig        `yaml:"cors"`
+	WebSocket    websocketConfig   `yaml:"websocket"`
+	Compression  compressionConfig `yaml:"compression"`
 }
 
 func (c *serverConfig) setDefaults() {
@@ -58,6 +60,21 @@ func (c *serverConfig) setDefaults() {
 	c.MaxJSONDepth = 32
 	c.CORS.setDefaults()
 	c.WebSocket.setDefaults()
+	c.Compression.setDefaults()
+}
+
+// compressionConfig sets gzip compression of the answers.
+type compressionConfig struct {
+	// Enabled gzips answers for clients that send Accept-Encoding: gzip.
+	Enabled bool `yaml:"enabled"`
+	// MinSize is the size in bytes below which an answer is sent as it
+	// is: a small one gains nothing.
+	MinSize int `yaml:"min_size"`
+}
+
+func (c *compressionConfig) setDefaults() {
+	c.Enabled = true
+	c.MinSize = 1024
 }
 
 // corsConfig says which browser origins may call the API. With no allowed
@@ -154,9 +171,16 @@ func (c *logConfig) setDefaults() { c.Level = "info" }
 // tracingConfig sets OpenTelemetry tracing: a span per call, continued from
 // the caller's traceparent header and passed on to remote instances.
 type tracingConfig struct {
-	// Exporter is "off" or "log" (each span a JSON line on the gateway's
-	// log).
+	// Exporter is "off", "log" (each span a JSON line on the gateway's
+	// log), "stdout" (the OpenTelemetry SDK's JSON on standard output) or
+	// "otlp" (OTLP over HTTP to Endpoint).
 	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP/HTTP collector's URL, such as
+	// http://otel-collector:4318 (the path /v1/traces is added when the
+	// URL has none); only for exporter: otlp.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName is the service.name of the spans' resource.
+	ServiceName string `yaml:"service_name"`
 	// SampleRatio is the share of new traces recorded, from 0 to 1; a
 	// trace the caller sampled is always recorded.
 	SampleRatio float64 `yaml:"sample_ratio"`
@@ -164,7 +188,38 @@ type tracingConfig struct {
 
 func (c *tracingConfig) setDefaults() {
 	c.Exporter = "off"
+	c.ServiceName = "proxy-gateway"
 	c.SampleRatio = 1
+}
+
+// redisConfig connects the gateway to a Redis server that its replicas
+// share, for the rate limits and caches of the services that ask for it
+// (rate_limit.store and cache.store: redis). Without this section the
+// gateway needs no Redis: every limit and cache is in memory.
+type redisConfig struct {
+	// Address is the server's host:port.
+	Address string `yaml:"address"`
+	// Password, or the environment variable PasswordEnv names, is sent
+	// with AUTH; set at most one.
+	Password    string `yaml:"password"`
+	PasswordEnv string `yaml:"password_env"`
+	DB          int    `yaml:"db"`
+	// Timeout bounds every Redis call: a call that takes longer counts as
+	// Redis being down (see rate_limit.failure_mode; a cache lookup is a
+	// miss).
+	Timeout time.Duration `yaml:"timeout"`
+	// RetryInterval is how long a rate limiter leaves Redis alone after a
+	// failed call before one call tries it again.
+	RetryInterval time.Duration `yaml:"retry_interval"`
+	// Prefix begins every key the gateway writes, so that deployments can
+	// share a server.
+	Prefix string `yaml:"prefix"`
+}
+
+func (c *redisConfig) setDefaults() {
+	c.Timeout = 50 * time.Millisecond
+	c.RetryInterval = 200 * time.Millisecond
+	c.Prefix = "proxy:"
 }
 
 // serviceConfig is one service: who may call it, the stack in front of it,
@@ -203,9 +258,14 @@ type cacheConfig struct {
 	// refresh fails. Zero turns each off.
 	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
 	StaleIfError         time.Duration `yaml:"stale_if_error"`
+	// Store is "local" (in memory) or "redis" (in memory, then in the
+	// Redis server that the gateway's replicas share, so that a response
+	// cached by one is a hit on the others).
+	Store string `yaml:"store"`
 }
 
 func (c *cacheConfig) setDefaults() {
+	c.Store = "local"
 	c.Enabled = true
 	c.Size = 1000
 	c.TTL = 30 * time.Second
@@ -222,11 +282,23 @@ type rateLimitConfig struct {
 	Key     string `yaml:"key"`
 	MaxKeys int    `yaml:"max_keys"`
 	// MaxWait lets a call over the rate wait up to this long for its
-	// token instead of being refused at once.
+	// token instead of being refused at once (local store only).
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Store is "local" (a bucket per key in this process) or "redis" (one
+	// limit per key shared by every replica through Redis).
+	Store string `yaml:"store"`
+	// FailureMode says what a redis store does while Redis cannot be
+	// reached: "open" decides locally at rate/replicas, "closed" refuses
+	// every call (429).
+	FailureMode string `yaml:"failure_mode"`
+	// Replicas is how many gateways share the limit, for "open".
+	Replicas int `yaml:"replicas"`
 }
 
 func (c *rateLimitConfig) setDefaults() {
+	c.Store = "local"
+	c.FailureMode = "open"
+	c.Replicas = 1
 	c.Rate = 100
 	c.Burst = 20
 	c.Key = "user"

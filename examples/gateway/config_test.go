@@ -31,6 +31,8 @@ func TestDefaultConfig(t *testing.T) {
 		assert.NotNil(t, s.HealthCheck, "%s health_check", name)
 	}
 	assert.NotNil(t, cfg.Services["user"].Cache, "one service shows the cache")
+	assert.Nil(t, cfg.Redis, "the default configuration needs no Redis")
+	assert.False(t, usesRedis(cfg), "no default service keeps its limit or cache in Redis")
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -46,7 +48,7 @@ services:
 	require.NoError(t, err)
 	s := cfg.Services["payment"]
 	require.NotNil(t, s.Cache, "an empty section turns the layer on")
-	assert.Equal(t, cacheConfig{Enabled: true, Size: 1000, TTL: 30 * time.Second}, *s.Cache)
+	assert.Equal(t, cacheConfig{Enabled: true, Size: 1000, TTL: 30 * time.Second, Store: "local"}, *s.Cache)
 	assert.Equal(t, 5, s.Retry.Attempts, "a key that is set")
 	assert.Equal(t, 50*time.Millisecond, s.Retry.InitialBackoff, "a key that is not keeps its default")
 	assert.Nil(t, s.Breaker, "an absent section leaves the layer out")
@@ -161,6 +163,67 @@ services:
 `,
 			want: []string{`unknown key "base"`, "anchors and aliases are not supported"},
 		},
+		{
+			name: "redis stores without a redis section",
+			yml: `services:
+  payment:
+    roles: [client]
+    rate_limit: {rate: 10, store: redis}
+    cache: {store: redis}
+    instances: [{name: p1, demo: payment}]
+`,
+			want: []string{
+				"line 4:35: services.payment.rate_limit.store: store: redis needs a top-level redis section",
+				"line 5:20: services.payment.cache.store: store: redis needs a top-level redis section",
+			},
+		},
+		{
+			name: "redis settings",
+			yml: `redis: {password: x, password_env: "1X", db: -1, timeout: 0s}
+services:
+  payment:
+    roles: [client]
+    rate_limit: {store: redis, failure_mode: ajar, replicas: 0, max_wait: 1s}
+    instances: [{name: p1, demo: payment}]
+  order:
+    roles: [client]
+    rate_limit: {failure_mode: closed, replicas: 3}
+    cache: {store: disk}
+    instances: [{name: o1, demo: order}]
+`,
+			want: []string{
+				"line 1:8: redis.address: required: the Redis server's host:port",
+				"line 1:36: redis.password_env: set password or password_env, not both",
+				"line 1:36: redis.password_env: want the name of an environment variable",
+				"line 1:46: redis.db: must not be negative",
+				"line 1:59: redis.timeout: must be more than 0s",
+				"services.payment.rate_limit.failure_mode: want one of open, closed",
+				"services.payment.rate_limit.replicas: must be at least 1",
+				"services.payment.rate_limit.max_wait: a redis store refuses at once",
+				"services.order.rate_limit.failure_mode: set only with store: redis",
+				"services.order.rate_limit.replicas: set only with store: redis",
+				`services.order.cache.store: want one of local, redis, got "disk"`,
+			},
+		},
+		{
+			name: "tracing exporters",
+			yml: `tracing: {exporter: otlp, service_name: ""}
+services:
+  payment: {roles: [client], instances: [{name: p1, demo: payment}]}
+`,
+			want: []string{
+				"tracing.endpoint: required with exporter: otlp",
+				"tracing.service_name: must not be empty",
+			},
+		},
+		{
+			name: "tracing endpoint without otlp",
+			yml: `tracing: {exporter: stdout, endpoint: "ftp://x"}
+services:
+  payment: {roles: [client], instances: [{name: p1, demo: payment}]}
+`,
+			want: []string{"line 1:39: tracing.endpoint: set only with exporter: otlp"},
+		},
 		{name: "empty file", yml: "", want: []string{"the file is empty"}},
 		{name: "syntax error", yml: "services:\n  payment: [\n", want: []string{"syntax error"}},
 		{name: "no services", yml: "log: {level: info}\n", want: []string{"services: at least one service is required"}},
@@ -209,6 +272,19 @@ func TestCheckCommand(t *testing.T) {
 	require.Len(t, lines, 2, "stderr: %s", stderr.String())
 	assert.Equal(t, bad+`:4:5: services.payment.colour: unknown key "colour" (known keys: roles, timeout, cache, rate_limit, bulkhead, breaker, retry, balance, health_check, instances)`, lines[0])
 	assert.Equal(t, bad+`:5:5: services.payment.roles: duplicate key "roles" (first set at line 3)`, lines[1])
+
+	// A service that asks for Redis in a file without a redis section.
+	noRedis := filepath.Join(dir, "noredis.yaml")
+	require.NoError(t, os.WriteFile(noRedis, []byte(`services:
+  payment:
+    roles: [client]
+    rate_limit: {store: redis, rate: 10}
+    instances: [{name: p1, demo: payment}]
+`), 0o600))
+	stderr.Reset()
+	err = run(context.Background(), []string{"check", "-config", noRedis}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Equal(t, noRedis+":4:25: services.payment.rate_limit.store: store: redis needs a top-level redis section with the server's address\n", stderr.String())
 
 	err = run(context.Background(), []string{"check", "-config", filepath.Join(dir, "missing.yaml")}, &stdout, &stderr)
 	assert.Error(t, err, "a missing file")

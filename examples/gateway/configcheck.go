@@ -22,6 +22,7 @@ var (
 	// request metadata, logs and audit records.
 	tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9._@:-]{1,64}$`)
 	fieldRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
 
 var (
@@ -30,7 +31,10 @@ var (
 	auditSinks = []string{"log", "file", "off"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	// tracingExporters are the values of tracing.exporter.
-	tracingExporters = []string{"off", "log"}
+	tracingExporters = []string{"off", "log", "stdout", "otlp"}
+	// stores are the values of rate_limit.store and cache.store.
+	stores       = []string{"local", "redis"}
+	failureModes = []string{"open", "closed"}
 )
 
 // validate checks the settings that the YAML decoder cannot: ranges,
@@ -43,6 +47,20 @@ func (c *config) validate(v *validator) {
 		v.errorf("tracing.exporter", "want one of %s, got %q", strings.Join(tracingExporters, ", "), c.Tracing.Exporter)
 	}
 	between(v, "tracing.sample_ratio", c.Tracing.SampleRatio, 0, 1)
+	switch {
+	case c.Tracing.Exporter == "otlp" && c.Tracing.Endpoint == "":
+		v.errorf("tracing.endpoint", "required with exporter: otlp: the collector's OTLP/HTTP URL, such as http://otel-collector:4318")
+	case c.Tracing.Exporter == "otlp" && !validBackendURL(c.Tracing.Endpoint):
+		v.errorf("tracing.endpoint", "want an http or https URL with a host, got %q", c.Tracing.Endpoint)
+	case c.Tracing.Exporter != "otlp" && c.Tracing.Endpoint != "":
+		v.errorf("tracing.endpoint", "set only with exporter: otlp")
+	}
+	if c.Tracing.ServiceName == "" {
+		v.errorf("tracing.service_name", "must not be empty")
+	}
+	if c.Redis != nil {
+		c.Redis.validate(v, "redis")
+	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		v.errorf("log.level", "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
 	}
@@ -59,6 +77,67 @@ func (c *config) validate(v *validator) {
 			v.errorf(p, "service names are lower-case letters, digits and '-', starting with a letter, at most 63 characters")
 		}
 		c.Services[name].validate(v, p, instances)
+		c.Services[name].validateStores(v, p, c.Redis != nil)
+	}
+}
+
+func (c *redisConfig) validate(v *validator, p string) {
+	if _, port, err := net.SplitHostPort(c.Address); err != nil || c.Address == "" {
+		v.errorf(p+".address", "required: the Redis server's host:port, such as localhost:6379; got %q", c.Address)
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		v.errorf(p+".address", "port %q is not a number from 1 to 65535", port)
+	}
+	if c.Password != "" && c.PasswordEnv != "" {
+		v.errorf(p+".password_env", "set password or password_env, not both")
+	}
+	if c.PasswordEnv != "" && !envNameRE.MatchString(c.PasswordEnv) {
+		v.errorf(p+".password_env", "want the name of an environment variable such as REDIS_PASSWORD, got %q", c.PasswordEnv)
+	}
+	if c.DB < 0 {
+		v.errorf(p+".db", "must not be negative, got %d", c.DB)
+	}
+	positive(v, p+".timeout", c.Timeout)
+	positive(v, p+".retry_interval", c.RetryInterval)
+}
+
+// validateStores checks the rate_limit and cache store settings of a
+// service; haveRedis reports whether the file has a redis section.
+func (c *serviceConfig) validateStores(v *validator, p string, haveRedis bool) {
+	needRedis := func(q string) {
+		if !haveRedis {
+			v.errorf(q, "store: redis needs a top-level redis section with the server's address")
+		}
+	}
+	if rl := c.RateLimit; rl != nil {
+		q := p + ".rate_limit"
+		switch rl.Store {
+		case "redis":
+			needRedis(q + ".store")
+			if !slices.Contains(failureModes, rl.FailureMode) {
+				v.errorf(q+".failure_mode", "want one of %s, got %q", strings.Join(failureModes, ", "), rl.FailureMode)
+			}
+			atLeast(v, q+".replicas", int64(rl.Replicas), 1)
+			if rl.MaxWait > 0 {
+				v.errorf(q+".max_wait", "a redis store refuses at once; max_wait is for store: local")
+			}
+		case "local":
+			for _, k := range []string{"failure_mode", "replicas"} {
+				if v.isSet(q + "." + k) {
+					v.errorf(q+"."+k, "set only with store: redis")
+				}
+			}
+		default:
+			v.errorf(q+".store", "want one of %s, got %q", strings.Join(stores, ", "), rl.Store)
+		}
+	}
+	if cc := c.Cache; cc != nil {
+		switch cc.Store {
+		case "redis":
+			needRedis(p + ".cache.store")
+		case "local":
+		default:
+			v.errorf(p+".cache.store", "want one of %s, got %q", strings.Join(stores, ", "), cc.Store)
+		}
 	}
 }
 
@@ -112,6 +191,9 @@ func (c *serverConfig) validate(v *validator, p string) {
 	}
 	if c.CORS.MaxAge < 0 {
 		v.errorf(p+".cors.max_age", "must not be negative, got %v", c.CORS.MaxAge)
+	}
+	if c.Compression.MinSize < 0 || c.Compression.MinSize > 64<<20 {
+		v.errorf(p+".compression.min_size", "must be from 0 to %d bytes, got %d", 64<<20, c.Compression.MinSize)
 	}
 	ws := p + ".websocket"
 	for i, o := range c.WebSocket.AllowedOrigins {

@@ -387,6 +387,12 @@ func (v *validator) errorf(path, format string, args ...any) {
 	v.problems = append(v.problems, p)
 }
 
+// isSet reports whether the file sets the key at path.
+func (v *validator) isSet(path string) bool {
+	_, ok := v.pos[path]
+	return ok
+}
+
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -76,19 +78,28 @@ seed: 1
 
 // testGateway is a gateway serving on a real listener, and a client for it.
 type testGateway struct {
-	*gateway
-	url    string
-	client *http.Client
-	stop   func() // shuts the gateway down and waits; later calls do nothing
+	*gateway // nil for one started by runGateway
+	url      string
+	client   *http.Client
+	stop     func() // shuts the gateway down and waits; later calls do nothing
+	file     string // the configuration file of one started by runGateway
+	logs     *syncBuffer
 }
 
 // startGateway starts a gateway on 127.0.0.1:0 with the configuration yml
 // and stops it when the test ends, checking that it shut down cleanly.
-func startGateway(t *testing.T, yml string) *testGateway {
+func startGateway(t *testing.T, yml string, opts ...option) *testGateway {
+	t.Helper()
+	return startGatewayLogging(t, yml, t.Output(), opts...)
+}
+
+// startGatewayLogging is startGateway with the gateway's log written to
+// logs.
+func startGatewayLogging(t *testing.T, yml string, logs io.Writer, opts ...option) *testGateway {
 	t.Helper()
 	cfg, err := loadConfig([]byte(yml), "test.yaml")
 	require.NoError(t, err, "loadConfig")
-	g, err := newGateway(cfg, newLogger(t.Output(), "debug"))
+	g, err := newGateway(cfg, newLogger(logs, "debug"), opts...)
 	require.NoError(t, err, "newGateway")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -110,6 +121,34 @@ func startGateway(t *testing.T, yml string) *testGateway {
 		tr.CloseIdleConnections()
 	})
 	t.Cleanup(tg.stop)
+	return tg
+}
+
+// runGateway runs the gateway as main does, with run, on 127.0.0.1:0 and a
+// configuration file holding yml, and stops it when the test ends,
+// checking that run returned nil.
+func runGateway(t *testing.T, yml string) *testGateway {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "gateway.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(yml), 0o600))
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", file, "-addr", "127.0.0.1:0"}, logs, logs) }()
+	tg := &testGateway{client: newTestClient(t), file: file, logs: logs}
+	tg.stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run() = %v, want nil; log:\n%s", err, logs)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("run() did not return 30s after its context ended")
+		}
+	})
+	t.Cleanup(tg.stop)
+	tg.url = "http://" + waitListening(t, logs)
 	return tg
 }
 

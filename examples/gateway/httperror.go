@@ -25,6 +25,7 @@ const (
 	codeNotReady         = "not_ready"
 	codeUnavailable      = "unavailable"
 	codeAuditUnavailable = "audit_unavailable"
+	codeInvalidConfig    = "invalid_config"
 )
 
 // statusClientClosedRequest is the conventional (nginx) status for a call

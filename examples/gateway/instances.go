@@ -6,6 +6,8 @@ import (
 	"github.com/proxykit/proxy"
 	"github.com/proxykit/proxy/balance"
 	"github.com/proxykit/proxy/breaker"
+	"github.com/proxykit/proxy/rediscache"
+	"github.com/proxykit/proxy/redislimit"
 )
 
 // A serviceEntry is one configured service: its stack, its instances and
@@ -17,6 +19,10 @@ type serviceEntry struct {
 	instances []*instanceEntry
 	pool      *balance.Balancer[proxy.Service]
 	breaker   *breaker.Breaker // nil without a breaker section
+	// redisLimiter and redisCache are the service's Redis-backed layers,
+	// nil when it keeps its limit and cache in memory.
+	redisLimiter *redislimit.Limiter
+	redisCache   *rediscache.Store
 }
 
 // An instanceEntry is one instance of a service.
@@ -62,6 +68,9 @@ func (g *gateway) buildInstances(service string, sc *serviceConfig) []*instanceE
 		} else {
 			in.url = ic.URL
 			r := &remoteInstance{name: ic.Name, url: ic.URL, client: g.client}
+			if tp := g.shared.tracer; tp != nil {
+				r.tracer = tp.Tracer(tracerScope)
+			}
 			in.svc = r
 			if ic.HealthURL != "" {
 				in.svc = &checkedRemote{remoteInstance: r, healthURL: ic.HealthURL}

@@ -27,19 +27,29 @@ var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // the goroutine serving the call touches it.
 type callInfo struct {
 	id        string
+	traceID   string // the W3C trace id, when tracing is on
 	base      *slog.Logger
-	log       *slog.Logger // base with the request id, made on first use
+	log       *slog.Logger // base with the request and trace ids, made on first use
 	principal string
 	service   string
 }
 
-// logger returns the call's logger, which puts the request id in every
-// line.
+// logger returns the call's logger, which puts the request id, and the
+// trace id when there is one, in every line.
 func (ci *callInfo) logger() *slog.Logger {
 	if ci.log == nil {
 		ci.log = ci.base.With("request_id", ci.id)
+		if ci.traceID != "" {
+			ci.log = ci.log.With("trace_id", ci.traceID)
+		}
 	}
 	return ci.log
+}
+
+// setTraceID records the call's trace id, for its log lines.
+func (ci *callInfo) setTraceID(id string) {
+	ci.traceID = id
+	ci.log = nil
 }
 
 type callInfoKey struct{}
@@ -119,12 +129,16 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 				level = slog.LevelWarn
 			}
 			if g.log.Enabled(r.Context(), level) {
-				g.log.LogAttrs(r.Context(), level, "http", slog.String("request_id", ci.id),
+				attrs := []slog.Attr{slog.String("request_id", ci.id),
 					slog.String("method", r.Method), slog.String("path", clean(r.URL.Path, 200)),
 					slog.String("route", pattern), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 					slog.String("principal", ci.principal), slog.String("service", ci.service),
-					slog.String("remote", r.RemoteAddr))
+					slog.String("remote", r.RemoteAddr)}
+				if ci.traceID != "" {
+					attrs = append(attrs, slog.String("trace_id", ci.traceID))
+				}
+				g.log.LogAttrs(r.Context(), level, "http", attrs...)
 			}
 		}()
 		next.ServeHTTP(rec, r)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"regexp"
@@ -10,6 +11,10 @@ import (
 	"github.com/proxykit/proxy"
 )
 
+// metaRequestID is the metadata key of the call's X-Request-ID, which the
+// gateway passes on to remote instances.
+const metaRequestID = "gateway.request_id"
+
 // safeIdempotencyKey is what an Idempotency-Key header must look like to be
 // passed on to the service.
 var safeIdempotencyKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -17,6 +22,7 @@ var safeIdempotencyKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // requestEvent is the stream's summary of one process call.
 type requestEvent struct {
 	RequestID string  `json:"request_id"`
+	TraceID   string  `json:"trace_id,omitempty"`
 	Service   string  `json:"service"`
 	Instance  string  `json:"instance,omitempty"`
 	Principal string  `json:"principal"`
@@ -30,8 +36,20 @@ type requestEvent struct {
 // authenticates the caller (401), finds the service (404), checks the
 // caller's role (403), reads the envelope strictly (413, 415, 400) and
 // passes it through the service's stack, whose errors become their statuses.
+//
+// With tracing on, the call is a server span that continues the caller's
+// trace (W3C traceparent); its trace id is then the call's MetaTraceID, in
+// its log lines and audit record, and goes on to remote instances.
+// Without, MetaTraceID is the request id.
 func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 	ci := info(r.Context())
+	if g.shared.tracer != nil {
+		ctx, span := g.startServerSpan(r)
+		ci.setTraceID(span.SpanContext().TraceID().String())
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { endServerSpan(span, rec.status) }()
+		w, r = rec, r.WithContext(ctx)
+	}
 	s, who, ok := g.authorizedService(g.current(), w, r)
 	if !ok {
 		return
@@ -52,7 +70,8 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		Data:    env.Data,
 		Service: s.name,
 		Metadata: map[string]string{
-			proxy.MetaTraceID:    ci.id,
+			proxy.MetaTraceID:    cmp.Or(ci.traceID, ci.id),
+			metaRequestID:        ci.id,
 			proxy.MetaClientAddr: r.RemoteAddr,
 			proxy.MetaPrincipal:  who.Name,
 			proxy.MetaRole:       who.Role,
@@ -62,9 +81,6 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		req.Metadata[proxy.MetaIdempotencyKey] = key
 	}
 	ctx := r.Context()
-	if g.shared.tracer != nil {
-		ctx = extractTrace(ctx, r.Header)
-	}
 	// A gateway in front of this one says how long it will wait.
 	if ms, err := strconv.ParseInt(r.Header.Get(timeoutHeader), 10, 64); err == nil && ms > 0 {
 		var cancel context.CancelFunc
@@ -76,7 +92,7 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.svc.Process(ctx, req)
 	elapsed := time.Since(start)
 	ev := requestEvent{
-		RequestID: ci.id, Service: s.name, Principal: who.Name,
+		RequestID: ci.id, TraceID: ci.traceID, Service: s.name, Principal: who.Name,
 		Outcome: proxy.OutcomeOf(err).String(), Status: http.StatusOK,
 		Millis: float64(elapsed.Microseconds()) / 1000,
 	}

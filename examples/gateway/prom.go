@@ -19,8 +19,12 @@ func (g *gateway) newRegistry() *prometheus.Registry {
 	}, []string{"route", "code"})
 	g.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_config_reloads_total",
-		Help: "Configuration reloads (SIGHUP), by result: success or error.",
+		Help: "Configuration reloads (SIGHUP or POST /api/v1/admin/reload), by result: success or error.",
 	}, []string{"result"})
+	g.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration was last loaded successfully, at start-up or by a reload, in seconds since the Unix epoch.",
+	})
 	g.reloads.WithLabelValues("success")
 	g.reloads.WithLabelValues("error")
 	reg.MustRegister(
@@ -28,6 +32,7 @@ func (g *gateway) newRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		g.httpRequests,
 		g.reloads,
+		g.lastReload,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gateway_stream_clients",
 			Help: "WebSocket clients connected to /ws.",
@@ -46,5 +51,7 @@ func (g *gateway) metricsHandler() http.Handler {
 		Registry:            g.reg,
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
+		// withCompression compresses every answer when it is on.
+		DisableCompression: g.cfg.Server.Compression.Enabled,
 	})
 }

@@ -15,7 +15,12 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/proxykit/proxy"
+	"github.com/proxykit/proxy/tracing"
 )
 
 // maxRemoteResponse bounds what the gateway reads from a remote backend.
@@ -53,6 +58,7 @@ type remoteInstance struct {
 	name   string
 	url    string
 	client *http.Client
+	tracer trace.Tracer // nil when tracing is off
 }
 
 var _ proxy.Service = (*remoteInstance)(nil)
@@ -90,8 +96,43 @@ func (e *remoteError) Unwrap() error {
 // it can give up when the gateway will.
 const timeoutHeader = "X-Request-Timeout-Ms"
 
-// Process sends req to the remote instance.
+// Process sends req to the remote instance. With tracing on, each request
+// is a client span, child of the call's span, whose context goes to the
+// remote in traceparent.
 func (r *remoteInstance) Process(ctx context.Context, req *proxy.Request) (*proxy.Response, error) {
+	if r.tracer == nil {
+		resp, _, err := r.send(ctx, req)
+		return resp, err
+	}
+	ctx, span := r.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost),
+			attribute.String("url.full", r.url), tracing.AttrInstance.String(r.name)))
+	defer span.End()
+	resp, status, err := r.send(ctx, req)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, proxy.OutcomeOf(err).String())
+	}
+	return resp, err
+}
+
+// send posts req to the remote instance and reads its answer, whose status
+// it returns too (0 when there was none).
+func (r *remoteInstance) send(ctx context.Context, req *proxy.Request) (*proxy.Response, int, error) {
+	resp, err := r.exchange(ctx, req)
+	if resp == nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	out, err := r.read(req, resp)
+	return out, resp.StatusCode, err
+}
+
+// exchange sends req to the remote instance.
+func (r *remoteInstance) exchange(ctx context.Context, req *proxy.Request) (*http.Response, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: encoding the request: %w", r.name, err)
@@ -102,7 +143,7 @@ func (r *remoteInstance) Process(ctx context.Context, req *proxy.Request) (*prox
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
-	if id := req.Meta(proxy.MetaTraceID); id != "" {
+	if id := req.Meta(metaRequestID); id != "" {
 		hreq.Header.Set("X-Request-ID", id)
 	}
 	injectTrace(ctx, hreq.Header)
@@ -117,7 +158,11 @@ func (r *remoteInstance) Process(ctx context.Context, req *proxy.Request) (*prox
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", r.name, err)
 	}
-	defer resp.Body.Close()
+	return resp, nil
+}
+
+// read reads the remote's answer to req.
+func (r *remoteInstance) read(req *proxy.Request, resp *http.Response) (*proxy.Response, error) {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteResponse+1))
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: reading the answer: %w", r.name, err)

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Server.Addr = *addr
 	}
 	log := newLogger(stderr, cfg.Log.Level)
-	g, err := newGateway(cfg, log)
+	g, err := newGateway(cfg, log, withStdout(stdout), withConfigFile(*configPath, *addr))
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			case <-stop:
 				return
 			case <-hup:
-				g.reloadFile(*configPath, *addr)
+				_, _ = g.reloadFile() // reloadFile reports a failure itself
 			}
 		}
 	}()
@@ -97,20 +97,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// reloadFile reads the configuration at path (the embedded one when path is
-// empty) and reloads it, or reports why it could not. addr is the -addr
-// override, which applies to the new file too.
-func (g *gateway) reloadFile(path, addr string) {
-	next, _, err := readConfig(path)
+// reloadFile reads the configuration file again (the embedded one when the
+// gateway runs without -config) and reloads it, or reports why it could
+// not: in the log, on the event stream and in the reload metrics, and to
+// the caller. It returns the configuration it reloaded. The -addr override
+// applies to the new file too.
+func (g *gateway) reloadFile() (*config, error) {
+	next, _, err := readConfig(g.opts.configFile)
 	if err == nil {
-		if addr != "" {
-			next.Server.Addr = addr
+		if g.opts.addr != "" {
+			next.Server.Addr = g.opts.addr
 		}
 		err = g.reload(next)
 	}
 	if err != nil {
 		g.reloadFailed(err)
+		return nil, err
 	}
+	return next, nil
 }
 
 // readConfig loads the file at path, or the embedded default when path is

@@ -24,6 +24,7 @@ const serviceSuffix = "-service"
 // and then shuts it down gracefully.
 type gateway struct {
 	cfg    *config // as it started: reload changes only the table
+	opts   gatewayOptions
 	log    *slog.Logger
 	hub    *hub
 	reg    *prometheus.Registry
@@ -33,6 +34,7 @@ type gateway struct {
 
 	httpRequests *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
+	lastReload   prometheus.Gauge
 	handler      http.Handler
 
 	// mu guards the fields below, and serialises reloads and shutdown.
@@ -58,9 +60,10 @@ type gateway struct {
 
 // newGateway builds the gateway cfg describes: every service's stack and
 // instances, the routes and the metrics registry. It starts no goroutines.
-func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
+func newGateway(cfg *config, log *slog.Logger, opts ...option) (*gateway, error) {
 	g := &gateway{
 		cfg:      cfg,
+		opts:     newGatewayOptions(opts),
 		log:      log,
 		hub:      newHub(cfg.Server.WebSocket.ClientBuffer, cfg.Server.WebSocket.MaxClients),
 		client:   newRemoteClient(),
@@ -74,6 +77,7 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 	}
 	g.shared = shared
 	g.table.Store(g.newTable(cfg))
+	g.lastReload.SetToCurrentTime()
 	g.handler = g.newHandler()
 	return g, nil
 }
@@ -88,13 +92,14 @@ func (g *gateway) newHandler() http.Handler {
 	mux.HandleFunc("PUT /api/v1/services/{service}/instances/{instance}/fault", g.handleSetFault)
 	mux.HandleFunc("DELETE /api/v1/services/{service}/instances/{instance}/fault", g.handleClearFault)
 	mux.HandleFunc("GET /api/v1/stats", g.handleStats)
+	mux.HandleFunc("POST /api/v1/admin/reload", g.handleReload)
 	mux.HandleFunc("GET /health", g.handleHealth)
 	mux.HandleFunc("GET /healthz", g.handleLiveness)
 	mux.HandleFunc("GET /readyz", g.handleReadiness)
 	mux.Handle("GET /metrics", g.metricsHandler())
 	mux.HandleFunc("GET /ws", g.handleWS)
 	g.dashboardRoutes(mux)
-	return g.withCallInfo(g.withCORS(withJSONFallbacks(mux)))
+	return g.withCallInfo(g.withCompression(g.withCORS(withJSONFallbacks(mux))))
 }
 
 // server returns the http.Server with the configured timeouts.

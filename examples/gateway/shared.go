@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/proxykit/proxy/audit"
@@ -17,10 +18,12 @@ import (
 )
 
 // sharedLayers are the parts of the stack that every service shares: the
-// tracer provider behind Traced, the observers behind Instrumented and the
-// audit sink behind Audited.
+// tracer provider behind Traced, the observers behind Instrumented, the
+// audit sink behind Audited and the Redis client behind shared limits and
+// caches.
 type sharedLayers struct {
 	tracer       *sdktrace.TracerProvider // nil when tracing is off
+	redis        *redis.Client            // nil without a redis section
 	metrics      *metrics.Metrics
 	stats        *stats.Recorder
 	auditSink    audit.Sink // nil when audit is off
@@ -32,7 +35,11 @@ type sharedLayers struct {
 // records every call.
 func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 	sh := &sharedLayers{metrics: metrics.New(g.reg), stats: stats.New()}
-	if tp := newTracerProvider(g.cfg.Tracing, g.log); tp != nil {
+	tp, err := newTracerProvider(g.cfg.Tracing, g.log, g.opts.stdout, g.opts.spanProcessors)
+	if err != nil {
+		return nil, err
+	}
+	if tp != nil {
 		sh.tracer = tp
 		// Shut down (flushing the last spans) in closeAll, once every
 		// call has ended.
@@ -41,6 +48,15 @@ func (g *gateway) newSharedLayers() (*sharedLayers, error) {
 			defer cancel()
 			return tp.Shutdown(ctx)
 		}))
+	}
+	if rc := g.cfg.Redis; rc != nil {
+		client, err := newRedisClient(rc)
+		if err != nil {
+			return nil, err
+		}
+		sh.redis = client
+		g.closers = append(g.closers, client)
+		g.reg.MustRegister(newRedisCollector(g))
 	}
 	g.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gateway_audit_dropped_total",

@@ -6,15 +6,11 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/proxykit/proxy"
 	"github.com/proxykit/proxy/balance"
 	"github.com/proxykit/proxy/breaker"
 	"github.com/proxykit/proxy/bulkhead"
-	"github.com/proxykit/proxy/cache"
 	"github.com/proxykit/proxy/metrics"
-	"github.com/proxykit/proxy/ratelimit"
 	"github.com/proxykit/proxy/retry"
 	"github.com/proxykit/proxy/tracing"
 )
@@ -31,9 +27,11 @@ func (f closerFunc) Close() error { return f() }
 //	Instrumented  counts and times every call (Prometheus and /api/v1/stats)
 //	Audited       records one audit event per call, refused ones included
 //	Validated     refuses malformed envelopes (400) before they cost anything
-//	Limited       a token bucket per user, principal or service (429)
+//	Limited       a token bucket per user, principal or service (429), in
+//	              memory or shared by the replicas through Redis
 //	Bulkhead      bounds the calls in flight, shedding the excess (503)
-//	Cached        answers repeated reads from memory, one call per miss
+//	Cached        answers repeated reads from memory (then Redis, when
+//	              shared), one call per miss
 //	Retrying      retries transient failures within a budget
 //	Breaker       fails fast (503) while the service as a whole is failing
 //	Timeout       bounds each attempt (504)
@@ -78,17 +76,17 @@ func (g *gateway) buildService(t *table, name string, sc *serviceConfig) *servic
 		proxy.WithMaxDepth(g.cfg.Server.MaxJSONDepth),
 	))
 	if rl := sc.RateLimit; rl != nil {
-		lim := ratelimit.New(rate.Limit(rl.Rate), rl.Burst,
-			ratelimit.WithMaxKeys(rl.MaxKeys), ratelimit.WithMaxWait(rl.MaxWait))
+		var lim proxy.Limiter
+		lim, s.redisLimiter = g.newLimiter(name, rl)
 		mw = append(mw, proxy.Limited(lim, limitKeyFuncs[rl.Key]))
 	}
 	if bh := sc.Bulkhead; bh != nil {
 		mw = append(mw, proxy.Bulkhead(bulkhead.New(bh.Limit, bulkhead.WithMaxWait(bh.MaxWait)), proxy.KeyByService))
 	}
 	if cc := sc.Cache; cc != nil && cc.Enabled {
-		store := cache.New[string, *proxy.Response](cc.Size, cc.TTL,
-			cache.WithStaleWhileRevalidate(cc.StaleWhileRevalidate), cache.WithStaleIfError(cc.StaleIfError))
-		t.closers = append(t.closers, store)
+		store, local, remote := g.newResponseStore(name, cc)
+		s.redisCache = remote
+		t.closers = append(t.closers, local)
 		mw = append(mw, cachedActions(cc.Actions, proxy.Cached(store, proxy.KeyByRequest)))
 	}
 	if r := sc.Retry; r != nil {

@@ -27,6 +27,7 @@ type statsSnapshot struct {
 type serviceStats struct {
 	Calls  stats.ServiceStats `json:"calls"`
 	Health serviceHealth      `json:"health"`
+	Redis  *redisStats        `json:"redis,omitempty"` // a Redis limiter's or cache's figures
 }
 
 // serviceStats returns s's figures.
@@ -35,7 +36,7 @@ func (g *gateway) serviceStats(s *serviceEntry) *serviceStats {
 	if !ok {
 		calls = stats.ServiceStats{Service: s.name}
 	}
-	return &serviceStats{Calls: calls, Health: s.health(true)}
+	return &serviceStats{Calls: calls, Health: s.health(true), Redis: s.redisStats()}
 }
 
 // statsSnapshot gathers the figures of every service.

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/klauspost/compress/gzhttp"
+)
+
+// withCompression gzips the answers of clients that accept gzip when they
+// are at least server.compression.min_size bytes long and of a type worth
+// compressing (JSON and text, such as the stats and /metrics), and adds
+// Vary: Accept-Encoding. The WebSocket stream (/ws, and any upgrade) is
+// passed by untouched: the upgrade needs the connection underneath, and its
+// messages are not HTTP bodies.
+func (g *gateway) withCompression(next http.Handler) http.Handler {
+	cc := g.cfg.Server.Compression
+	if !cc.Enabled {
+		return next
+	}
+	// Only gzip: zstd, which gzhttp would also offer, is newer than many
+	// clients and proxies that sit in front of a gateway.
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(cc.MinSize), gzhttp.EnableZstd(false))
+	if err != nil {
+		// The options are validated with the configuration.
+		panic("gateway: compression: " + err.Error())
+	}
+	gz := wrap(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" || r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		gz.ServeHTTP(w, r)
+	})
+}
