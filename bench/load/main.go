@@ -7,6 +7,7 @@
 //	go run ./bench/load                      # both scenarios, 30 s per server
 //	go run ./bench/load -duration 60s -scenarios local    # the memory check
 //	go run ./bench/load -profile local       # and a CPU profile of the gateway
+//	go run ./bench/load -scenarios= -profile local         # the profile alone
 //	go run ./bench/load -rounds 3            # servers taking turns, medians
 //
 // (With bench/ its own module, run it as go -C bench run ./load.)
@@ -125,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.connections, "connections", 16, "wrk's open connections (-c)")
 	fs.IntVar(&o.threads, "threads", 1, "wrk's threads (-t); they share the cores with the server")
 	fs.IntVar(&o.rounds, "rounds", 1, "`times` to run each scenario, the servers taking turns, for a median on a busy machine")
-	scenarios := fs.String("scenarios", "local,remote", "comma-separated `list` of scenarios: local (in-process instance), remote (remote instance)")
+	scenarios := fs.String("scenarios", "local,remote", "comma-separated `list` of scenarios: local (in-process instance), remote (remote instance); empty for -profile alone")
 	fs.StringVar(&o.profile, "profile", "", "after the scenarios, profile the gateway of this `scenario` (local or remote) under the same load")
 	fs.StringVar(&o.profileOut, "profile-out", filepath.Join(os.TempDir(), "proxy-load-gateway.pprof"), "where the CPU profile is written")
 	fs.StringVar(&o.root, "root", "", "the proxy repository's root (default: found from the working directory)")
@@ -150,7 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServer(ctx, *serveKind, *addr, *backend)
 	}
 	for s := range strings.SplitSeq(*scenarios, ",") {
-		s = strings.TrimSpace(s)
+		if s = strings.TrimSpace(s); s == "" && *scenarios == "" {
+			break // only -profile
+		}
 		if s != scenarioLocal && s != scenarioRemote {
 			return fmt.Errorf("%w: -scenarios: want local and/or remote, got %q", errUsage, s)
 		}
@@ -159,6 +162,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	switch {
+	case len(o.scenarios) == 0 && o.profile == "":
+		return fmt.Errorf("%w: -scenarios is empty and there is no -profile: nothing to run", errUsage)
 	case o.profile != "" && o.profile != scenarioLocal && o.profile != scenarioRemote:
 		return fmt.Errorf("%w: -profile: want local or remote, got %q", errUsage, o.profile)
 	case o.duration < time.Second:

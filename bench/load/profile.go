@@ -34,6 +34,7 @@ type profiled struct {
 	path       string // the CPU profile
 	topFlat    string
 	topCum     string
+	topAllocs  string  // allocation sites by objects allocated, since start
 	mallocs    float64 // heap objects allocated per request
 	allocBytes float64 // heap bytes allocated per request
 	gcs        uint64  // garbage collections during the run
@@ -158,6 +159,13 @@ func (s *session) profileRun(ctx context.Context, p *proc, bin, pprofAddr, url, 
 		return out, err
 	}
 	if out.topCum, err = pprofTop(ctx, bin, path, "-cum"); err != nil {
+		return out, err
+	}
+	allocs := strings.TrimSuffix(path, ".pprof") + "-allocs.pprof"
+	if err := fetch(ctx, pprofBase+"allocs", allocs); err != nil {
+		return out, fmt.Errorf("fetching the allocation profile: %w", err)
+	}
+	if out.topAllocs, err = pprofTop(ctx, bin, allocs, "-sample_index=alloc_objects"); err != nil {
 		return out, err
 	}
 	return out, nil

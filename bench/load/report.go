@@ -90,6 +90,16 @@ func writeReport(w io.Writer, o options, m machine, results []result, prof *prof
 		"and memory is flat when the mean of the run's last third is within %.0f%% or %d MiB of the first third's.",
 		flatGrowth*100, flatSlack>>20)
 	p("")
+	if len(results) > 0 {
+		writeResults(p, o, results)
+	}
+	if prof != nil {
+		writeProfile(p, prof)
+	}
+}
+
+// writeResults prints the table of results and the table of ratios.
+func writeResults(p func(string, ...any), o options, results []result) {
 	roundCol, roundSep := "", ""
 	if o.rounds > 1 {
 		roundCol, roundSep = " Round |", "--:|"
@@ -149,16 +159,16 @@ func writeReport(w io.Writer, o options, m machine, results []result, prof *prof
 	}
 	if len(logged) > 0 {
 		p("")
-		p("The gateway logged lines at warn or above (%s): see them with -v.", strings.Join(logged, ", "))
+		p("The gateway logged lines at warn or above (%s); -v shows the first.", strings.Join(logged, ", "))
 	}
 	if o.verbose {
 		p("")
 		for _, r := range results {
 			p("- %s, %s answers `%s`", scenarioLabel(r.scenario), r.name, r.answer)
+			for _, l := range r.logHead {
+				p("  - logged `%s`", l)
+			}
 		}
-	}
-	if prof != nil {
-		writeProfile(p, prof)
 	}
 }
 
@@ -189,6 +199,12 @@ func writeProfile(p func(string, ...any), pr *profile) {
 		p("")
 		p("```")
 		p("%s", x.topCum)
+		p("```")
+		p("")
+		p("%s, allocation sites by objects allocated since it started (`-sample_index=alloc_objects`):", x.run.name)
+		p("")
+		p("```")
+		p("%s", x.topAllocs)
 		p("```")
 	}
 }

@@ -39,7 +39,8 @@ type result struct {
 	cpu      time.Duration // the server's CPU time during the run
 	peak     int64         // VmHWM at the end, bytes
 	samples  []sample
-	logLines int // lines the server logged (the gateway logs at warn)
+	logLines int      // lines the server logged (the gateway logs at warn)
+	logHead  []string // the first of them
 	answer   string
 }
 
@@ -253,7 +254,8 @@ func (s *session) measure(ctx context.Context, scenario string, p *proc, url str
 	if p.exited() {
 		return r, fmt.Errorf("%s exited during the run (%v):\n%s", p.name, p.err, p.logTail(20))
 	}
-	r.logLines = len(readLines(p.logPath))
+	lines := readLines(p.logPath)
+	r.logLines, r.logHead = len(lines), lines[:min(len(lines), 5)]
 	s.logf("%s: %s: %.0f req/s, p50 %s, p99 %s, %d non-2xx, %d socket errors",
 		scenario, p.name, res.RPS(), fmtUS(res.P50US), fmtUS(res.P99US), res.Status, res.SocketErrors())
 	return r, nil
