@@ -54,6 +54,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -91,6 +92,7 @@ type options struct {
 	connections int
 	threads     int
 	rounds      int
+	gogc        string // GOGC for every server, or "" to leave it
 	scenarios   []string
 	profile     string // a scenario whose gateway to profile, or ""
 	profileOut  string
@@ -126,6 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.connections, "connections", 16, "wrk's open connections (-c)")
 	fs.IntVar(&o.threads, "threads", 1, "wrk's threads (-t); they share the cores with the server")
 	fs.IntVar(&o.rounds, "rounds", 1, "`times` to run each scenario, the servers taking turns, for a median on a busy machine")
+	fs.StringVar(&o.gogc, "gogc", "", "GOGC `value` for every server process (a percentage or off; default: the environment's)")
 	scenarios := fs.String("scenarios", "local,remote", "comma-separated `list` of scenarios: local (in-process instance), remote (remote instance); empty for -profile alone")
 	fs.StringVar(&o.profile, "profile", "", "after the scenarios, profile the gateway of this `scenario` (local or remote) under the same load")
 	fs.StringVar(&o.profileOut, "profile-out", filepath.Join(os.TempDir(), "proxy-load-gateway.pprof"), "where the CPU profile is written")
@@ -170,6 +173,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: -duration: want at least 1s, got %v", errUsage, o.duration)
 	case o.warmup < 0:
 		return fmt.Errorf("%w: -warmup: must not be negative, got %v", errUsage, o.warmup)
+	case o.gogc != "" && o.gogc != "off" && !isPercent(o.gogc):
+		return fmt.Errorf("%w: -gogc: want a whole number or off, got %q", errUsage, o.gogc)
 	case o.rounds < 1:
 		return fmt.Errorf("%w: -rounds: want at least 1, got %d", errUsage, o.rounds)
 	case o.threads < 1 || o.connections < o.threads:
@@ -225,6 +230,9 @@ func loadTest(ctx context.Context, o options, stdout, stderr io.Writer) (err err
 		return err
 	}
 	s := &session{opts: o, root: root, dir: dir, self: self, log: stderr, procs: procGroup{dir: dir}}
+	if o.gogc != "" {
+		s.procs.env = []string{"GOGC=" + o.gogc}
+	}
 	defer func() {
 		s.procs.stopAll()
 		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
@@ -274,6 +282,12 @@ func loadTest(ctx context.Context, o options, stdout, stderr io.Writer) (err err
 // logf prints a progress line.
 func (s *session) logf(format string, args ...any) {
 	fmt.Fprintf(s.log, "load: "+format+"\n", args...)
+}
+
+// isPercent reports whether s is a whole number from 0, as GOGC takes.
+func isPercent(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0
 }
 
 // findRoot returns dir, or when it is empty the nearest directory at or

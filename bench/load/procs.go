@@ -29,11 +29,12 @@ type proc struct {
 
 // A procGroup starts processes and stops every one it started.
 type procGroup struct {
-	dir   string // where the logs go
+	dir   string   // where the logs go
+	env   []string // added to every process's environment
 	procs []*proc
 }
 
-// start runs argv as a process named name, with env added to the
+// start runs argv as a process named name, with g.env and env added to the
 // program's environment.
 func (g *procGroup) start(name string, env []string, argv ...string) (*proc, error) {
 	safe := strings.Map(func(r rune) rune {
@@ -49,7 +50,7 @@ func (g *procGroup) start(name string, env []string, argv ...string) (*proc, err
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), g.env...), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {

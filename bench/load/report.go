@@ -86,6 +86,9 @@ func writeReport(w io.Writer, o options, m machine, results []result, prof *prof
 		"`wrk -t%d -c%d -d%s --latency`, after a %s warm-up, each request a POST of `%s`. "+
 		"wrk shares the cores with the server, so on 2 cores the server has about one.",
 		o.threads, o.connections, o.duration, o.warmup, requestBody)
+	if o.gogc != "" {
+		p("Every server process runs with GOGC=%s.", o.gogc)
+	}
 	p("CPU is the server process's user and system time per request; RSS is sampled every 250 ms, "+
 		"and memory is flat when the mean of the run's last third is within %.0f%% or %d MiB of the first third's.",
 		flatGrowth*100, flatSlack>>20)
