@@ -19,7 +19,9 @@ const benchCacheSize = 4 * benchUsers
 // lruCache adapts a golang-lru cache to failsafe-go's cachepolicy.Cache, so
 // that failsafe-go's cache policy runs on the same store as the bare
 // baseline.
-type lruCache struct{ *lru.Cache[string, *proxy.Response] }
+type lruCache struct {
+	*lru.Cache[string, *proxy.Response]
+}
 
 func (c lruCache) Get(key string) (*proxy.Response, bool) { return c.Cache.Get(key) }
 func (c lruCache) Set(key string, v *proxy.Response)      { c.Cache.Add(key, v) }

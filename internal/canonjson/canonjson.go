@@ -141,7 +141,7 @@ func (c *canonicalizer) run(out []byte) ([]byte, bool) {
 			}
 			if top.sorted {
 				key, keyEnd := start+1, len(out)-1
-				if escaped || top.key >= 0 && string(out[top.key:top.keyEnd]) >= string(out[key:keyEnd]) {
+				if escaped || top.key >= 0 && !less(out[top.key:top.keyEnd], out[key:keyEnd]) {
 					top.sorted = false
 				}
 				top.key, top.keyEnd = key, keyEnd
@@ -185,10 +185,19 @@ func (c *canonicalizer) run(out []byte) ([]byte, bool) {
 	}
 }
 
+// less reports whether a sorts before b, byte-wise.
+func less(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0] // most keys differ in their first byte
+	}
+	return string(a) < string(b)
+}
+
 // The buffers sortObject keeps on the stack while they are large enough.
+// (Go zeroes them on every call, so they are kept small.)
 const (
-	sortMembers = 32
-	sortBytes   = 512
+	sortMembers = 16
+	sortBytes   = 256
 )
 
 // sortObject rewrites the members of an object, out[body:], which are
@@ -198,12 +207,10 @@ const (
 func sortObject(out []byte, body int) []byte {
 	var (
 		scratchBuf [sortBytes]byte
-		keysBuf    [sortBytes]byte
 		membersBuf [sortMembers]sortMember
-		orderBuf   [sortMembers]int
 	)
 	scratch := append(scratchBuf[:0], out[body:]...)
-	keys := keysBuf[:0]
+	var keys []byte // the keys with an escape, unescaped
 	members := membersBuf[:0]
 	for i := 0; i < len(scratch); {
 		// scratch[i:] starts with a member, "key":value, in canonical form.
@@ -219,28 +226,24 @@ func sortObject(out []byte, body int) []byte {
 		members = append(members, m)
 		i++ // the comma
 	}
-	key := func(i int) []byte {
-		if m := &members[i]; m.unescaped {
+	key := func(m *sortMember) []byte {
+		if m.unescaped {
 			return keys[m.keyLo:m.keyHi]
-		} else {
-			return scratch[m.keyLo:m.keyHi]
 		}
+		return scratch[m.keyLo:m.keyHi]
 	}
-	order := orderBuf[:0]
-	for i := range members {
-		order = append(order, i)
-	}
-	slices.SortStableFunc(order, func(i, j int) int { return bytes.Compare(key(i), key(j)) })
+	slices.SortStableFunc(members, func(a, b sortMember) int { return bytes.Compare(key(&a), key(&b)) })
 
 	out = out[:body]
-	for n, i := range order {
-		if n+1 < len(order) && bytes.Equal(key(i), key(order[n+1])) {
+	for i := range members {
+		m := &members[i]
+		if i+1 < len(members) && bytes.Equal(key(m), key(&members[i+1])) {
 			continue // a later member has the same key: it wins
 		}
 		if len(out) > body {
 			out = append(out, ',')
 		}
-		out = append(out, scratch[members[i].start:members[i].end]...)
+		out = append(out, scratch[m.start:m.end]...)
 	}
 	return out
 }
@@ -250,8 +253,8 @@ func sortObject(out []byte, body int) []byte {
 // or, when the key has an escape, unescaped in a buffer of its own.
 type sortMember struct {
 	keyLo, keyHi int
-	unescaped    bool
 	start, end   int
+	unescaped    bool
 }
 
 // stringEnd returns the index of the quote that ends the canonical string
@@ -329,6 +332,9 @@ func (c *canonicalizer) peek() byte {
 }
 
 func (c *canonicalizer) skipSpace() {
+	if c.pos < len(c.src) && c.src[c.pos] > ' ' {
+		return // the usual case, in compact documents
+	}
 	for c.pos < len(c.src) {
 		switch c.src[c.pos] {
 		case ' ', '\t', '\n', '\r':
