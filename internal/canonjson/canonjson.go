@@ -198,6 +198,8 @@ func less(a, b []byte) bool {
 const (
 	sortMembers = 16
 	sortBytes   = 256
+	// insertionSortMax is the most members sortObject sorts by insertion.
+	insertionSortMax = 12
 )
 
 // sortObject rewrites the members of an object, out[body:], which are
@@ -232,7 +234,16 @@ func sortObject(out []byte, body int) []byte {
 		}
 		return scratch[m.keyLo:m.keyHi]
 	}
-	slices.SortStableFunc(members, func(a, b sortMember) int { return bytes.Compare(key(&a), key(&b)) })
+	if len(members) <= insertionSortMax {
+		// Insertion sort, stable: members are few, and often nearly sorted.
+		for i := 1; i < len(members); i++ {
+			for j := i; j > 0 && bytes.Compare(key(&members[j-1]), key(&members[j])) > 0; j-- {
+				members[j-1], members[j] = members[j], members[j-1]
+			}
+		}
+	} else {
+		slices.SortStableFunc(members, func(a, b sortMember) int { return bytes.Compare(key(&a), key(&b)) })
+	}
 
 	out = out[:body]
 	for i := range members {
