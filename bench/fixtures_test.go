@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/proxykit/proxy"
 )
@@ -74,6 +76,7 @@ func run(b *testing.B, impl string, call benchCall) {
 func runModes(b *testing.B, call benchCall) {
 	b.Run("run=serial", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		i := 0
 		for b.Loop() {
 			if !call(benchCtx, benchReqs[i]) {
@@ -86,6 +89,7 @@ func runModes(b *testing.B, call benchCall) {
 	})
 	b.Run("run=parallel", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		var seq atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			i := int(seq.Add(1)*7919) % benchUsers // start the goroutines on different users
@@ -100,6 +104,29 @@ func runModes(b *testing.B, call benchCall) {
 			}
 		})
 	})
+}
+
+// cpuTime returns the CPU time the process has used, in user and system
+// mode, on all its threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time used since start per call, as cpu-ns/op.
+// Unlike ns/op, which is wall time, it does not grow when other processes
+// take the machine's cores: on a shared machine it tells contention (more
+// CPU per call in parallel) from a lack of cores (more wall time only). A
+// benchmark running in parallel on 2 cores is no slower per call than
+// serially, in wall time, when its parallel cpu-ns/op is at most twice its
+// serial one.
+func reportCPU(b *testing.B, start time.Duration) {
+	if b.N > 0 {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // warm makes one call for every user, so that per-user state (rate-limit

@@ -1,12 +1,16 @@
 // Command ratios turns benchstat's CSV summary of the bench module's
 // results into the Markdown tables of BENCHMARKS.md: each of our
 // benchmarks' median, as a ratio to the floor (the direct call), to the
-// bare mechanism and to the peers, and parallel against serial.
+// bare mechanism and to the peers; and parallel against serial, in wall
+// time (ns/op) and in CPU time (cpu-ns/op, which other processes on a
+// shared machine do not inflate). On 2 cores, a parallel run is no slower
+// per call than a serial one when its CPU time per call is at most twice
+// the serial one.
 //
 //	benchstat -format csv -col /impl -row .name,/picker,/obs,/variant,/run results.txt | go run ./cmd/ratios
 //
-// It reads the sec/op and allocs/op tables of the CSV from standard input
-// and writes Markdown to standard output.
+// It reads the sec/op, cpu-ns/op and allocs/op tables of the CSV from
+// standard input and writes Markdown to standard output.
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 type row struct {
 	name, run string
 	ns        map[string]float64
+	cpu       map[string]float64 // cpu-ns/op
 	allocs    map[string]float64
 }
 
@@ -63,6 +68,8 @@ func parse(r io.Reader) ([]*row, error) {
 			unit = "sec/op"
 		case slices.Contains(units, "allocs/op"):
 			unit = "allocs/op"
+		case slices.Contains(units, "cpu-sec/op"): // benchstat's name for cpu-ns/op
+			unit = "cpu-sec/op"
 		default:
 			return nil
 		}
@@ -76,7 +83,7 @@ func parse(r io.Reader) ([]*row, error) {
 			}
 			rw := byName[rec[0]]
 			if rw == nil {
-				rw = &row{name: name, run: run, ns: map[string]float64{}, allocs: map[string]float64{}}
+				rw = &row{name: name, run: run, ns: map[string]float64{}, cpu: map[string]float64{}, allocs: map[string]float64{}}
 				byName[rec[0]] = rw
 				rows = append(rows, rw)
 			}
@@ -88,10 +95,12 @@ func parse(r io.Reader) ([]*row, error) {
 				if err != nil {
 					continue
 				}
-				impl := impls[i]
-				if unit == "sec/op" {
+				switch impl := impls[i]; unit {
+				case "sec/op":
 					rw.ns[impl] = v * 1e9
-				} else {
+				case "cpu-sec/op":
+					rw.cpu[impl] = v * 1e9
+				default:
 					rw.allocs[impl] = v
 				}
 			}
@@ -171,14 +180,14 @@ func write(w io.Writer, rows []*row) {
 	}
 
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| benchmark | impl | serial ns/op | parallel ns/op | parallel ÷ serial |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| benchmark | impl | serial ns/op | parallel ns/op | parallel ÷ serial | serial cpu-ns/op | parallel cpu-ns/op | parallel ÷ serial, CPU |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	type key struct{ name, impl string }
-	serial := map[key]float64{}
+	serial := map[key]*row{}
 	for _, r := range rows {
 		if r.run == "serial" {
-			for impl, v := range r.ns {
-				serial[key{r.name, impl}] = v
+			for impl := range r.ns {
+				serial[key{r.name, impl}] = r
 			}
 		}
 	}
@@ -188,11 +197,15 @@ func write(w io.Writer, rows []*row) {
 		}
 		for _, impl := range []string{"ours", "bare", "failsafe", "gokit", "direct"} {
 			p, ok := r.ns[impl]
-			s, sok := serial[key{r.name, impl}]
-			if !ok || !sok {
+			sr := serial[key{r.name, impl}]
+			if !ok || sr == nil {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.name, impl, ns(s, true), ns(p, true), ratio(p, s, true))
+			s := sr.ns[impl]
+			pc, pok := r.cpu[impl]
+			sc, sok := sr.cpu[impl]
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, impl,
+				ns(s, true), ns(p, true), ratio(p, s, true), ns(sc, sok), ns(pc, pok), ratio(pc, sc, pok && sok))
 		}
 	}
 }
