@@ -113,10 +113,52 @@ func shared(stored *Response, req *Request) (*Response, error) {
 	if stored == nil { // a store that holds nil
 		return nil, errNilResponse
 	}
-	out := stored.Clone()
+	out := cloneResponse(stored)
 	out.RequestID = req.ID
 	out.Cached = true
 	return out, nil
+}
+
+// Blocks that hold a Response and the bytes of its Data, so that a hit
+// copies a response with small data in one allocation.
+type (
+	response32 struct {
+		resp Response
+		data [32]byte
+	}
+	response128 struct {
+		resp Response
+		data [128]byte
+	}
+	response512 struct {
+		resp Response
+		data [512]byte
+	}
+)
+
+// cloneResponse is r.Clone(), in one allocation when r's data is small.
+func cloneResponse(r *Response) *Response {
+	var (
+		c    *Response
+		data []byte
+	)
+	switch n := len(r.Data); {
+	case r.Data == nil || n > len(response512{}.data):
+		return r.Clone()
+	case n <= len(response32{}.data):
+		b := new(response32)
+		c, data = &b.resp, b.data[:n:n]
+	case n <= len(response128{}.data):
+		b := new(response128)
+		c, data = &b.resp, b.data[:n:n]
+	default:
+		b := new(response512)
+		c, data = &b.resp, b.data[:n:n]
+	}
+	*c = *r
+	copy(data, r.Data)
+	c.Data = data
+	return c
 }
 
 // A cachedCall is one request's load. It carries its own copy of the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -152,6 +153,38 @@ func TestCachedMutationsDoNotReachTheStore(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCachedHitCopiesDataOfEverySize changes every byte of a hit's data, and
+// appends to it, for data of every size a hit copies differently.
+func TestCachedHitCopiesDataOfEverySize(t *testing.T) {
+	for _, n := range []int{0, 1, 32, 33, 128, 129, 512, 513, 4096} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			data := `"` + strings.Repeat("x", max(n-2, 0)) + `"`
+			if n == 0 {
+				data = ""
+			} else if n == 1 {
+				data = "1"
+			}
+			svc := proxy.Chain(&cachedBackend{}, proxy.Cached(cachedStore(t), nil))
+			svc.Process(t.Context(), cachedReq("r1", data))
+			hit, err := svc.Process(t.Context(), cachedReq("r2", data))
+			if err != nil || !hit.Cached || string(hit.Data) != data {
+				t.Fatalf("Process(r2) = %+v, %v, want a hit with data %q", hit, err, data)
+			}
+			if len(hit.Data) != cap(hit.Data) {
+				t.Errorf("Process(r2).Data has len %d, cap %d, want them equal", len(hit.Data), cap(hit.Data))
+			}
+			for i := range hit.Data {
+				hit.Data[i] = 'X'
+			}
+			hit.Data = append(hit.Data, "more"...)
+			again, err := svc.Process(t.Context(), cachedReq("r3", data))
+			if err != nil || string(again.Data) != data || again.RequestID != "r3" {
+				t.Errorf("Process(r3) after changing r2's data = %+v, %v, want data %q", again, err, data)
+			}
+		})
 	}
 }
 

@@ -64,8 +64,9 @@ func WithInstrumentedClock(c Clock) InstrumentedOption {
 // returned. A panic in the wrapped service is reported as [OutcomeError] and
 // then re-raised.
 //
-// Instrumented reads its clock twice per call and allocates nothing; the
-// cost of a call is that of its observers.
+// Instrumented reads its clock twice per call (with the system clock, the
+// second read is of the monotonic clock only, as [time.Since] does) and
+// allocates nothing; the cost of a call is that of its observers.
 //
 // # Where it belongs
 //
@@ -91,7 +92,8 @@ func Instrumented(obs Observer, opts ...InstrumentedOption) Middleware {
 		if next == nil {
 			panic("proxy: Instrumented around a nil Service")
 		}
-		return &instrumented{next: next, obs: obs, clock: cfg.clock}
+		_, system := cfg.clock.(systemClock)
+		return &instrumented{next: next, obs: obs, clock: cfg.clock, system: system}
 	}
 }
 
@@ -99,6 +101,10 @@ type instrumented struct {
 	next  Service
 	obs   Observer
 	clock Clock
+	// system reports whether clock is the system clock, whose start times
+	// carry a monotonic reading: the duration then costs a monotonic
+	// clock read, not a second read of the wall clock.
+	system bool
 }
 
 func (s *instrumented) Process(ctx context.Context, req *Request) (resp *Response, err error) {
@@ -114,7 +120,11 @@ func (s *instrumented) Process(ctx context.Context, req *Request) (resp *Respons
 			o.Outcome = OutcomeOf(err)
 			o.Cached = err == nil && resp != nil && resp.Cached
 		}
-		o.Duration = s.clock.Now().Sub(start)
+		if s.system {
+			o.Duration = time.Since(start)
+		} else {
+			o.Duration = s.clock.Now().Sub(start)
+		}
 		s.obs.End(o)
 	}()
 	resp, err = s.next.Process(ctx, req)

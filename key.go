@@ -25,7 +25,13 @@ const keySeparator = "\x00"
 // requests that ask the same thing share a key whatever their ID. It is the
 // default key of Cached. Data that is not valid JSON is keyed by its bytes.
 func KeyByRequest(r *Request) string {
-	buf := make([]byte, 0, len(r.Service)+len(r.UserID)+len(r.Data)+2)
+	// The key is built in a buffer on the stack when it fits, so that the
+	// string is the only allocation.
+	var stack [keyBufferSize]byte
+	buf := stack[:0]
+	if n := len(r.Service) + len(r.UserID) + len(r.Data) + 2*len(keySeparator); n > len(stack) {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, r.Service...)
 	buf = append(buf, keySeparator...)
 	buf = append(buf, r.UserID...)
@@ -39,6 +45,10 @@ func KeyByRequest(r *Request) string {
 	}
 	return string(buf)
 }
+
+// keyBufferSize is the size of the keys KeyByRequest builds without a
+// buffer on the heap.
+const keyBufferSize = 256
 
 var (
 	_ KeyFunc = KeyByUser

@@ -97,6 +97,42 @@ func TestWaiterGetsFreedSlot(t *testing.T) {
 	})
 }
 
+// TestWaitersAreServedInOrder checks that places given back go to the
+// callers that wait, first come first served, and not to a caller that
+// arrives after them.
+func TestWaitersAreServedInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bh := bulkhead.New(1, bulkhead.WithMaxWait(time.Hour))
+		if err := bh.Acquire(t.Context(), "k"); err != nil {
+			t.Fatalf("first Acquire = %v", err)
+		}
+		served := make(chan string, 3)
+		for _, name := range []string{"second", "third"} {
+			go func() {
+				if err := bh.Acquire(t.Context(), "k"); err != nil {
+					t.Errorf("%s Acquire = %v, want nil", name, err)
+				}
+				served <- name
+			}()
+			synctest.Wait() // queued before the next one comes
+		}
+		for _, want := range []string{"second", "third"} {
+			bh.Release("k")
+			synctest.Wait()
+			if got := <-served; got != want {
+				t.Fatalf("place handed to the %s caller, want the %s", got, want)
+			}
+			if n := bh.InFlight("k"); n != 1 {
+				t.Fatalf("InFlight after the hand-off = %d, want 1", n)
+			}
+		}
+		bh.Release("k")
+		if n, keys := bh.InFlight("k"), bh.Keys(); n != 0 || keys != 1 {
+			t.Errorf("InFlight, Keys after the last Release = %d, %d, want 0, 1", n, keys)
+		}
+	})
+}
+
 func TestAcquireHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		bh := bulkhead.New(1, bulkhead.WithMaxWait(time.Hour))
@@ -202,6 +238,40 @@ func TestConcurrentInvariant(t *testing.T) {
 	wg.Wait()
 	if got := bh.InFlight("k"); got != 0 {
 		t.Errorf("InFlight after hammering = %d, want 0", got)
+	}
+}
+
+// TestConcurrentManyKeys hammers more keys than are kept idle, so that
+// keys are dropped and added again while other calls use them.
+func TestConcurrentManyKeys(t *testing.T) {
+	const keys, limit, maxIdle = 40, 2, 4
+	bh := bulkhead.New(limit, bulkhead.WithMaxIdleKeys(maxIdle), bulkhead.WithMaxWait(time.Millisecond))
+	var inFlight [keys]atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 300 {
+				k := (g*7 + i*13) % keys
+				key := string(rune('a' + k))
+				if bh.Acquire(t.Context(), key) != nil {
+					continue
+				}
+				if n := inFlight[k].Add(1); n > limit {
+					t.Errorf("in flight for %q = %d, want at most %d", key, n, limit)
+				}
+				inFlight[k].Add(-1)
+				bh.Release(key)
+			}
+		})
+	}
+	wg.Wait()
+	for k := range keys {
+		if got := bh.InFlight(string(rune('a' + k))); got != 0 {
+			t.Errorf("InFlight(%q) after hammering = %d, want 0", string(rune('a'+k)), got)
+		}
+	}
+	if got := bh.Keys(); got > maxIdle {
+		t.Errorf("Keys() after hammering = %d, want at most %d", got, maxIdle)
 	}
 }
 

@@ -33,7 +33,10 @@
 //
 // # Concurrency and time
 //
-// A [Bulkhead] is safe for concurrent use. It starts no goroutines. Acquire
-// blocks at most the configured wait, and never past ctx's deadline; it
-// reads no clock of its own beyond the timer of that wait.
+// A [Bulkhead] is safe for concurrent use. It starts no goroutines. While no
+// caller waits for a key, taking and giving back one of its places is one
+// atomic compare-and-swap each, without a lock; callers that wait queue in
+// order and are handed places as they are given back. Acquire blocks at
+// most the configured wait, and never past ctx's deadline; it reads no
+// clock of its own beyond the timer of that wait.
 package bulkhead

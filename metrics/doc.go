@@ -42,6 +42,12 @@
 //
 // A Metrics is safe for concurrent use. The series of a service are resolved
 // once, on its first call, and kept in a copy-on-write map, so recording a
-// call takes no lock and allocates nothing. Durations come from the
-// [proxy.Observation]: this package never reads the clock.
+// call takes no lock and allocates nothing. The counts of the calls are
+// striped: calls running on different processors add to different cache
+// lines, so that recording scales with the number of processors instead of
+// contending on shared counters, and a scrape adds the stripes up. Each
+// service's series take about 1.2 KiB per stripe with the default buckets,
+// with one stripe per processor (GOMAXPROCS when New runs) up to 16.
+// Durations come from the [proxy.Observation]: this package reads the clock
+// only to stamp a new series' creation time, as client_golang does.
 package metrics

@@ -2,10 +2,13 @@ package metrics
 
 import (
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,17 +85,24 @@ func WithMaxServices(n int) Option {
 // A Metrics is safe for concurrent use. Use [New]; the zero value is not
 // usable.
 type Metrics struct {
-	requests  *prometheus.CounterVec
-	durations *prometheus.HistogramVec
-	inflight  *prometheus.GaugeVec
-	hits      *prometheus.CounterVec
-	misses    *prometheus.CounterVec
-	retries   *prometheus.CounterVec
-	breaker   *prometheus.GaugeVec
-	healthy   *prometheus.GaugeVec
-	all       []prometheus.Collector
+	// The descriptions of the metrics of calls, which Metrics counts itself
+	// (see series) and exports when collected.
+	requests, durations, inflight, hits, misses *prometheus.Desc
+	// bounds are the upper bounds of the duration buckets, in seconds.
+	bounds []float64
+
+	retries *prometheus.CounterVec
+	breaker *prometheus.GaugeVec
+	healthy *prometheus.GaugeVec
+	all     []prometheus.Collector // the vectors above
 
 	maxServices int
+	// stripes is the number of stripes of every series; the goroutines of
+	// one processor record in one stripe, picked by stripe.
+	stripes    int
+	nextStripe atomic.Uint32
+	stripeIDs  [maxStripes]int // stripeIDs[i] == i, for pool
+	pool       sync.Pool       // of pointers into stripeIDs, to give each processor its own stripe
 
 	// services maps a service name to its series. It is replaced, never
 	// changed, so that the hot path reads it without a lock.
@@ -103,16 +113,38 @@ type Metrics struct {
 	mu sync.Mutex
 }
 
-// series holds the children of the vectors for one service label, resolved
-// once so that recording a call costs no label lookup.
+// maxStripes bounds the number of stripes of a series, and so its memory:
+// about 1.2 KiB per stripe with the default buckets.
+const maxStripes = 16
+
+// series holds the counts of the calls of one service label. The counts
+// are striped: each stripe has cells of every count, and a call records in
+// the stripe of the processor it runs on, so that calls on different
+// processors do not write to the same cache lines. A scrape adds the
+// stripes up.
+//
+// A stripe is stride cells: begun, ended, hits and misses, then for each
+// outcome the calls in each duration bucket (the last for durations above
+// every bound) and the sum of their durations in nanoseconds (as an
+// int64's bits), padded to whole cache lines.
 type series struct {
-	label     string
-	inflight  prometheus.Gauge
-	requests  []prometheus.Counter  // indexed by proxy.Outcome
-	durations []prometheus.Observer // indexed by proxy.Outcome
-	hits      prometheus.Counter
-	misses    prometheus.Counter
+	label   string
+	created time.Time
+	stride  int
+	cells   []atomic.Uint64
 }
+
+// The cells of a stripe.
+const (
+	cellBegun = iota
+	cellEnded
+	cellHits
+	cellMisses
+	cellOutcomes // the first cell of the first outcome
+)
+
+// cellsPerLine is the number of cells in a 64-byte cache line.
+const cellsPerLine = 8
 
 // New returns a Metrics registered on reg; it never touches the global
 // registry. To prefix the names or add constant labels, wrap reg with
@@ -128,28 +160,19 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	name := func(n string) string { return prometheus.BuildFQName(namespace, "", n) }
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "requests_total",
-			Help: "Calls that passed through the proxy, by service and outcome.",
-		}, []string{"service", "outcome"}),
-		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "request_duration_seconds",
-			Help:    "Time the proxy took to answer a call, by service and outcome.",
-			Buckets: cfg.buckets,
-		}, []string{"service", "outcome"}),
-		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "inflight_requests",
-			Help: "Calls the proxy is processing now, by service.",
-		}, []string{"service"}),
-		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "cache_hits_total",
-			Help: "Successful calls answered from the cache, by service.",
-		}, []string{"service"}),
-		misses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "cache_misses_total",
-			Help: "Successful calls answered by the service itself, by service.",
-		}, []string{"service"}),
+		requests: prometheus.NewDesc(name("requests_total"),
+			"Calls that passed through the proxy, by service and outcome.", []string{"service", "outcome"}, nil),
+		durations: prometheus.NewDesc(name("request_duration_seconds"),
+			"Time the proxy took to answer a call, by service and outcome.", []string{"service", "outcome"}, nil),
+		inflight: prometheus.NewDesc(name("inflight_requests"),
+			"Calls the proxy is processing now, by service.", []string{"service"}, nil),
+		hits: prometheus.NewDesc(name("cache_hits_total"),
+			"Successful calls answered from the cache, by service.", []string{"service"}, nil),
+		misses: prometheus.NewDesc(name("cache_misses_total"),
+			"Successful calls answered by the service itself, by service.", []string{"service"}, nil),
+		bounds: cfg.buckets,
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "retries_total",
 			Help: "Attempts repeated by the retry layer, by service.",
@@ -163,8 +186,15 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 			Help: "Whether an instance of the service may take calls: 1 healthy, 0 not.",
 		}, []string{"service", "instance"}),
 		maxServices: cfg.maxServices,
+		stripes:     min(max(runtime.GOMAXPROCS(0), 1), maxStripes),
 	}
-	m.all = []prometheus.Collector{m.requests, m.durations, m.inflight, m.hits, m.misses, m.retries, m.breaker, m.healthy}
+	if n := len(m.bounds); n > 0 && math.IsInf(m.bounds[n-1], 1) {
+		m.bounds = m.bounds[:n-1] // +Inf is the implicit last bucket, as for prometheus.Histogram
+	}
+	for i := range m.stripeIDs {
+		m.stripeIDs[i] = i
+	}
+	m.all = []prometheus.Collector{m.retries, m.breaker, m.healthy}
 	m.services.Store(&map[string]*series{})
 	if err := reg.Register(m); err != nil {
 		panic("metrics: New: " + err.Error())
@@ -175,6 +205,9 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 // Describe sends the descriptors of every metric of m to ch. It implements
 // [prometheus.Collector].
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.requests, m.durations, m.inflight, m.hits, m.misses} {
+		ch <- d
+	}
 	for _, c := range m.all {
 		c.Describe(ch)
 	}
@@ -183,15 +216,65 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends every metric of m to ch. It implements
 // [prometheus.Collector].
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	all := *m.services.Load()
+	for _, s := range all {
+		m.collectSeries(ch, s)
+	}
+	if o := m.others.Load(); o != nil {
+		m.collectSeries(ch, o)
+	}
 	for _, c := range m.all {
 		c.Collect(ch)
 	}
 }
 
+// collectSeries sends the metrics of the calls of s, adding up its stripes.
+func (m *Metrics) collectSeries(ch chan<- prometheus.Metric, s *series) {
+	sum := func(cell int) uint64 {
+		var n uint64
+		for i := range m.stripes {
+			n += s.stripe(i)[cell].Load()
+		}
+		return n
+	}
+	// The stripes are read one by one, so ended is read before and after
+	// begun, and the difference is taken when no call ended meanwhile: it
+	// is then the number in flight at a moment during the reads.
+	var begun, ended uint64
+	for range 8 {
+		before := sum(cellEnded)
+		begun = sum(cellBegun)
+		if ended = sum(cellEnded); ended == before {
+			break
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(max(int64(begun-ended), 0)), s.label)
+	ch <- prometheus.MustNewConstMetricWithCreatedTimestamp(m.hits, prometheus.CounterValue, float64(sum(cellHits)), s.created, s.label)
+	ch <- prometheus.MustNewConstMetricWithCreatedTimestamp(m.misses, prometheus.CounterValue, float64(sum(cellMisses)), s.created, s.label)
+	for _, o := range proxy.Outcomes() {
+		first := m.outcomeCell(o)
+		var count uint64
+		buckets := make(map[float64]uint64, len(m.bounds))
+		for b, bound := range m.bounds {
+			count += sum(first + b)
+			buckets[bound] = count
+		}
+		count += sum(first + len(m.bounds))
+		seconds := float64(int64(sum(first+len(m.bounds)+1))) / float64(time.Second)
+		ch <- prometheus.MustNewConstMetricWithCreatedTimestamp(m.requests, prometheus.CounterValue, float64(count), s.created, s.label, o.String())
+		ch <- prometheus.MustNewConstHistogramWithCreatedTimestamp(m.durations, count, seconds, buckets, s.created, s.label, o.String())
+	}
+}
+
+// outcomeCell returns the first cell of outcome o in a stripe.
+func (m *Metrics) outcomeCell(o proxy.Outcome) int {
+	return cellOutcomes + int(o)*(len(m.bounds)+2)
+}
+
 // Begin counts a call for service as in flight. It implements
 // [proxy.Observer] and allocates nothing once the service has been seen.
 func (m *Metrics) Begin(service string) {
-	m.series(service).inflight.Inc()
+	m.series(service).stripe(m.stripe())[cellBegun].Add(1)
 }
 
 // End records a finished call: it counts it under its service and outcome,
@@ -200,21 +283,52 @@ func (m *Metrics) Begin(service string) {
 // counted as [proxy.OutcomeError]. End implements [proxy.Observer] and
 // allocates nothing once the service has been seen.
 func (m *Metrics) End(o proxy.Observation) {
-	s := m.series(o.Service)
-	s.inflight.Dec()
-	i := int(o.Outcome)
-	if i >= len(s.requests) {
-		i = int(proxy.OutcomeError)
+	cells := m.series(o.Service).stripe(m.stripe())
+	outcome := o.Outcome
+	if int(outcome) >= len(proxy.Outcomes()) {
+		outcome = proxy.OutcomeError
 	}
-	s.requests[i].Inc()
-	s.durations[i].Observe(o.Duration.Seconds())
-	if o.Outcome == proxy.OutcomeOK {
+	first := m.outcomeCell(outcome)
+	// The bucket is found as prometheus.Histogram finds it: the first
+	// bound the duration in seconds does not exceed.
+	seconds := o.Duration.Seconds()
+	b := 0
+	for b < len(m.bounds) && seconds > m.bounds[b] {
+		b++
+	}
+	cells[first+b].Add(1)
+	cells[first+len(m.bounds)+1].Add(uint64(o.Duration))
+	if outcome == proxy.OutcomeOK {
 		if o.Cached {
-			s.hits.Inc()
+			cells[cellHits].Add(1)
 		} else {
-			s.misses.Inc()
+			cells[cellMisses].Add(1)
 		}
 	}
+	cells[cellEnded].Add(1)
+}
+
+// stripe returns the number of the stripe that the calling goroutine
+// records in: the one its processor used last, kept in m.pool, whose
+// per-processor cache makes the goroutines of one processor share a stripe
+// and those of different processors use different stripes.
+func (m *Metrics) stripe() int {
+	if m.stripes == 1 {
+		return 0
+	}
+	id, ok := m.pool.Get().(*int)
+	if !ok {
+		id = &m.stripeIDs[m.nextStripe.Add(1)%uint32(m.stripes)]
+	}
+	m.pool.Put(id)
+	return *id
+}
+
+// stripe returns the cells of stripe i. The stripes come after a line of
+// padding.
+func (s *series) stripe(i int) []atomic.Uint64 {
+	base := cellsPerLine + i*s.stride
+	return s.cells[base : base+s.stride : base+s.stride]
 }
 
 // series returns the series of service, creating them on first use.
@@ -264,20 +378,16 @@ func (m *Metrics) label(service string) string {
 }
 
 func (m *Metrics) makeSeries(label string) *series {
-	outcomes := proxy.Outcomes()
-	s := &series{
-		label:     label,
-		inflight:  m.inflight.WithLabelValues(label),
-		requests:  make([]prometheus.Counter, len(outcomes)),
-		durations: make([]prometheus.Observer, len(outcomes)),
-		hits:      m.hits.WithLabelValues(label),
-		misses:    m.misses.WithLabelValues(label),
+	cells := m.outcomeCell(proxy.Outcome(len(proxy.Outcomes())))
+	stride := (cells + cellsPerLine - 1) / cellsPerLine * cellsPerLine
+	return &series{
+		label:   label,
+		created: time.Now(), // as client_golang stamps a new series
+		stride:  stride,
+		// A line of padding before and after the stripes, so that they
+		// share no cache line with what the allocator puts around them.
+		cells: make([]atomic.Uint64, cellsPerLine+m.stripes*stride+cellsPerLine),
 	}
-	for i, o := range outcomes {
-		s.requests[i] = m.requests.WithLabelValues(label, o.String())
-		s.durations[i] = m.durations.WithLabelValues(label, o.String())
-	}
-	return s
 }
 
 // labelValue makes v usable as a label value, which Prometheus requires to

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,8 +81,9 @@ func WithMaxServices(n int) Option {
 // It implements [proxy.Observer] for [proxy.Instrumented]; read it with
 // [Recorder.Snapshot].
 //
-// Memory is bounded: about 25 KiB per service, for at most [WithMaxServices]
-// services, however many calls there are.
+// Memory is bounded: about 25 KiB per service, plus about 2.2 KiB per
+// processor (GOMAXPROCS when New runs, counted up to 16), for at most
+// [WithMaxServices] services, however many calls there are.
 //
 // A Recorder is safe for concurrent use. Use [New]; the zero value is not
 // usable.
@@ -90,6 +92,13 @@ type Recorder struct {
 	start       time.Time     // origin of the slot numbers
 	width       time.Duration // of one slot
 	maxServices int
+
+	// stripes is the number of stripes of every service; the goroutines of
+	// one processor record in one stripe, picked by stripe.
+	stripes    int
+	nextStripe atomic.Uint32
+	stripeIDs  [maxStripes]int // stripeIDs[i] == i, for pool
+	pool       sync.Pool       // of pointers into stripeIDs, to give each processor its own stripe
 
 	// services maps a service name to its counters. It is replaced, never
 	// changed, so that the hot path reads it without a lock.
@@ -100,17 +109,38 @@ type Recorder struct {
 	mu sync.Mutex
 }
 
-// service holds the statistics of one service.
-type service struct {
-	name     string
-	inflight atomic.Int64
-	outcomes []atomic.Uint64 // indexed by proxy.Outcome
-	hits     atomic.Uint64
-	misses   atomic.Uint64
+// maxStripes bounds the number of stripes of a service, and so its memory.
+const maxStripes = 16
 
-	// mu guards slots.
+// service holds the statistics of one service. Calls are counted in
+// stripes, each with counters of its own and the calls of the latest slot
+// of time it saw, so that calls ending on different processors do not
+// write to the same memory or take the same lock. A stripe moves its calls
+// into the window's slots when a call of a later slot ends on it; a
+// snapshot adds the stripes up.
+type service struct {
+	name    string
+	stripes []stripe
+
+	// mu guards slots. A goroutine that holds a stripe's mutex may take
+	// mu, never the other way round.
 	mu    sync.Mutex
 	slots [numSlots]slot
+}
+
+// A stripe is one share of a service's counts.
+type stripe struct {
+	begun, ended atomic.Uint64
+	outcomes     []atomic.Uint64 // indexed by proxy.Outcome
+	hits         atomic.Uint64
+	misses       atomic.Uint64
+
+	// mu guards cur: the calls that ended on this stripe in slot cur.num,
+	// not yet moved into the service's slots.
+	mu  sync.Mutex
+	cur slot
+
+	_ [64]byte // keeps the next stripe's counters off this cache line
 }
 
 // slot holds the calls that ended in one slot of time.
@@ -120,6 +150,18 @@ type slot struct {
 	sum   time.Duration
 	max   time.Duration
 	hist  histogram
+}
+
+// add counts a call of duration d in s, which holds slot num or nothing.
+func (s *slot) add(num int64, d time.Duration) {
+	if s.count == 0 {
+		s.num, s.sum, s.max = num, 0, 0
+		s.hist = histogram{}
+	}
+	s.count++
+	s.sum += d
+	s.max = max(s.max, d)
+	s.hist.counts[bucketOf(d)]++
 }
 
 // New returns a Recorder with no calls recorded.
@@ -133,6 +175,10 @@ func New(opts ...Option) *Recorder {
 		start:       cfg.clock.Now(),
 		width:       cfg.window / numSlots,
 		maxServices: cfg.maxServices,
+		stripes:     min(max(runtime.GOMAXPROCS(0), 1), maxStripes),
+	}
+	for i := range r.stripeIDs {
+		r.stripeIDs[i] = i
 	}
 	r.services.Store(&map[string]*service{})
 	return r
@@ -141,7 +187,7 @@ func New(opts ...Option) *Recorder {
 // Begin counts a call for service as in flight. It implements
 // [proxy.Observer] and allocates nothing once the service has been seen.
 func (r *Recorder) Begin(service string) {
-	r.service(service).inflight.Add(1)
+	r.service(service).stripes[r.stripe()].begun.Add(1)
 }
 
 // End records a finished call: it counts it under its service and outcome,
@@ -153,19 +199,20 @@ func (r *Recorder) Begin(service string) {
 // been seen.
 func (r *Recorder) End(o proxy.Observation) {
 	s := r.service(o.Service)
-	s.inflight.Add(-1)
+	st := &s.stripes[r.stripe()]
 	i := int(o.Outcome)
-	if i >= len(s.outcomes) {
+	if i >= len(st.outcomes) {
 		i = int(proxy.OutcomeError)
 	}
-	s.outcomes[i].Add(1)
+	st.outcomes[i].Add(1)
 	if o.Outcome == proxy.OutcomeOK {
 		if o.Cached {
-			s.hits.Add(1)
+			st.hits.Add(1)
 		} else {
-			s.misses.Add(1)
+			st.misses.Add(1)
 		}
 	}
+	st.ended.Add(1)
 
 	var end time.Time
 	if o.Start.IsZero() {
@@ -176,19 +223,100 @@ func (r *Recorder) End(o proxy.Observation) {
 	num := r.slotNum(end)
 	d := max(o.Duration, 0)
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.cur.count == 0 || st.cur.num == num:
+	case num > st.cur.num:
+		s.mu.Lock()
+		s.merge(&st.cur)
+		s.mu.Unlock()
+		st.cur.count = 0
+	default: // a call of a slot this stripe has moved past: straight to the window
+		s.mu.Lock()
+		s.addLate(num, d)
+		s.mu.Unlock()
+		return
+	}
+	st.cur.add(num, d)
+}
+
+// addLate adds a call of duration d that ended in slot num to the window's
+// slots, unless a later slot has taken its place. s.mu must be held.
+func (s *service) addLate(num int64, d time.Duration) {
 	sl := &s.slots[slotIndex(num)]
-	if sl.count == 0 || sl.num != num {
-		if sl.count > 0 && num < sl.num {
+	if sl.count > 0 && sl.num > num {
+		return // ended before the slot's time that is kept: out of the window
+	}
+	if sl.num != num {
+		sl.count = 0
+	}
+	sl.add(num, d)
+}
+
+// merge adds the calls of from, which holds one slot or nothing, to the
+// window's slots, unless a later slot has taken its place. s.mu must be
+// held.
+func (s *service) merge(from *slot) {
+	if from.count == 0 {
+		return
+	}
+	sl := &s.slots[slotIndex(from.num)]
+	if sl.count == 0 || sl.num != from.num {
+		if sl.count > 0 && from.num < sl.num {
 			return // ended before the slot's time that is kept: out of the window
 		}
-		*sl = slot{num: num}
+		*sl = slot{num: from.num}
 	}
-	sl.count++
-	sl.sum += d
-	sl.max = max(sl.max, d)
-	sl.hist.counts[bucketOf(d)]++
+	sl.count += from.count
+	sl.sum += from.sum
+	sl.max = max(sl.max, from.max)
+	for i, c := range from.hist.counts {
+		sl.hist.counts[i] += c
+	}
+}
+
+// inflight returns the number of calls in flight: begun and not ended.
+// The stripes are read one by one, so ended is read before and after
+// begun, and the difference is taken when no call ended meanwhile: it is
+// then the number in flight at a moment during the reads, never more.
+func (s *service) inflight() int64 {
+	sum := func(ended bool) uint64 {
+		var n uint64
+		for i := range s.stripes {
+			if ended {
+				n += s.stripes[i].ended.Load()
+			} else {
+				n += s.stripes[i].begun.Load()
+			}
+		}
+		return n
+	}
+	var begun, ended uint64
+	for range 8 {
+		before := sum(true)
+		begun = sum(false)
+		if ended = sum(true); ended == before {
+			break
+		}
+	}
+	return max(int64(begun-ended), 0)
+}
+
+// stripe returns the number of the stripe that the calling goroutine
+// records in: the one its processor used last, kept in r.pool, whose
+// per-processor cache makes the goroutines of one processor share a stripe
+// and those of different processors use different stripes.
+func (r *Recorder) stripe() int {
+	if r.stripes == 1 {
+		return 0
+	}
+	id, ok := r.pool.Get().(*int)
+	if !ok {
+		id = &r.stripeIDs[r.nextStripe.Add(1)%uint32(r.stripes)]
+	}
+	r.pool.Put(id)
+	return *id
 }
 
 // slotNum returns the number of the slot of time that t falls in.
@@ -235,11 +363,11 @@ func (r *Recorder) newService(name string) *service {
 		if o := r.others.Load(); o != nil {
 			return o
 		}
-		o := newService(OtherService)
+		o := newService(OtherService, r.stripes)
 		r.others.Store(o)
 		return o
 	}
-	s := newService(name)
+	s := newService(name, r.stripes)
 	next := make(map[string]*service, len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -249,8 +377,12 @@ func (r *Recorder) newService(name string) *service {
 	return s
 }
 
-func newService(name string) *service {
-	return &service{name: name, outcomes: make([]atomic.Uint64, len(proxy.Outcomes()))}
+func newService(name string, stripes int) *service {
+	s := &service{name: name, stripes: make([]stripe, stripes)}
+	for i := range s.stripes {
+		s.stripes[i].outcomes = make([]atomic.Uint64, len(proxy.Outcomes()))
+	}
+	return s
 }
 
 var _ proxy.Observer = (*Recorder)(nil)

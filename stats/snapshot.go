@@ -192,29 +192,49 @@ func (t windowTotals) summary(m *merged, w window) (float64, Latency) {
 // slots into m, and the window's totals.
 func (s *service) stats(m *merged, w window) (ServiceStats, windowTotals) {
 	st := ServiceStats{
-		Service:     s.name,
-		InFlight:    s.inflight.Load(),
-		CacheHits:   s.hits.Load(),
-		CacheMisses: s.misses.Load(),
-		Outcomes:    outcomeMap(),
+		Service:  s.name,
+		InFlight: s.inflight(),
+		Outcomes: outcomeMap(),
+	}
+	outcomes := make([]uint64, len(proxy.Outcomes()))
+	for i := range s.stripes {
+		x := &s.stripes[i]
+		st.CacheHits += x.hits.Load()
+		st.CacheMisses += x.misses.Load()
+		for o := range outcomes {
+			outcomes[o] += x.outcomes[o].Load()
+		}
 	}
 	for i, o := range proxy.Outcomes() {
-		n := s.outcomes[i].Load()
-		st.Outcomes[o.String()] = n
-		st.Requests += n
+		st.Outcomes[o.String()] = outcomes[i]
+		st.Requests += outcomes[i]
 	}
 
 	var t windowTotals
-	s.mu.Lock()
-	for i := range s.slots {
-		sl := &s.slots[i]
+	add := func(sl *slot) {
 		if sl.count == 0 || sl.num < w.first || sl.num > w.last {
-			continue
+			return
 		}
 		m.add(&sl.hist)
 		t.add(windowTotals{count: sl.count, sum: sl.sum, max: sl.max})
 	}
+	// Every stripe's mutex and then the service's, in the order End takes
+	// them, so that no call is seen both in a stripe and in the window or
+	// in neither.
+	for i := range s.stripes {
+		s.stripes[i].mu.Lock()
+	}
+	s.mu.Lock()
+	for i := range s.slots {
+		add(&s.slots[i])
+	}
+	for i := range s.stripes {
+		add(&s.stripes[i].cur)
+	}
 	s.mu.Unlock()
+	for i := range s.stripes {
+		s.stripes[i].mu.Unlock()
+	}
 
 	st.Rate, st.Latency = t.summary(m, w)
 	return st, t

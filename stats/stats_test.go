@@ -263,6 +263,36 @@ func TestCallsOutsideTheWindow(t *testing.T) {
 	}
 }
 
+// TestCallsEndingOutOfOrder ends calls of several slots in a mixed order,
+// from several goroutines at once, and checks that each call in the window
+// is counted once, with its duration, whichever goroutine ended it.
+func TestCallsEndingOutOfOrder(t *testing.T) {
+	clk := clocktest.New(t0)
+	rec := stats.New(stats.WithClock(clk), stats.WithWindow(time.Minute)) // 12 slots of 5s
+	clk.Advance(time.Minute)
+	// Slot offsets from now, in seconds: the order the calls end in.
+	offsets := []int{0, -10, -5, 0, -30, -10, -55, 0, -5, -80, -30, 0}
+	const goroutines = 8
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i, off := range offsets {
+				d := time.Duration(g*len(offsets)+i+1) * time.Microsecond
+				call(rec, "payment", clk.Now().Add(time.Duration(off)*time.Second), d, proxy.OutcomeOK, false)
+			}
+		})
+	}
+	wg.Wait()
+	st, _ := rec.Service("payment")
+	// -80s is before the window, which starts at -55s.
+	inWindow := goroutines * (len(offsets) - 1)
+	maxD := time.Duration(goroutines*len(offsets)) * time.Microsecond
+	if st.Requests != uint64(goroutines*len(offsets)) || st.Latency.Count != uint64(inWindow) || st.Latency.Max != maxD {
+		t.Errorf("Requests, Latency.Count, Latency.Max = %d, %d, %v, want %d, %d, %v",
+			st.Requests, st.Latency.Count, st.Latency.Max, goroutines*len(offsets), inWindow, maxD)
+	}
+}
+
 func TestMaxServicesBoundsMemory(t *testing.T) {
 	rec := stats.New(stats.WithMaxServices(2))
 	for _, s := range []string{"a", "b", "c", "d", "a"} {
