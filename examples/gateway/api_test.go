@@ -90,11 +90,22 @@ func TestRoutes(t *testing.T) {
 		assert.True(t, isJSON(a.body))
 	})
 	t.Run("stats", func(t *testing.T) {
-		a := tg.do(t, http.MethodGet, "/api/v1/stats", clientToken, "")
-		require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
-		var snap statsSnapshot
-		require.NoError(t, json.Unmarshal(a.body, &snap))
-		assert.Contains(t, snap.Services, "payment")
+		// Each caller sees the services its role may use, as on the
+		// per-service routes: vault is for admins only.
+		for _, tc := range []struct {
+			token     string
+			wantVault bool
+		}{{clientToken, false}, {"", false}, {adminToken, true}} {
+			a := tg.do(t, http.MethodGet, "/api/v1/stats", tc.token, "")
+			require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
+			var snap statsSnapshot
+			require.NoError(t, json.Unmarshal(a.body, &snap))
+			assert.Contains(t, snap.Services, "payment", "stats with token %q", tc.token)
+			_, vault := snap.Services["vault"]
+			assert.Equal(t, tc.wantVault, vault, "stats with token %q show vault", tc.token)
+		}
+		a := tg.do(t, http.MethodGet, "/api/v1/services/vault/metrics", clientToken, "")
+		assert.Equal(t, http.StatusForbidden, a.status, "vault's metrics for a client")
 	})
 	t.Run("metrics", func(t *testing.T) {
 		a := tg.do(t, http.MethodGet, "/metrics", "", "")

@@ -129,7 +129,7 @@ func (g *gateway) authorizedService(t *table, w http.ResponseWriter, r *http.Req
 		return nil, who, false
 	}
 	ci.service = s.name
-	if !allowed(who, s.cfg.Roles) && !t.auth.isAdmin(who) {
+	if !t.mayUse(who, s) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "role " + strconv.Quote(who.Role) + " may not use " + s.name})
 		return nil, who, false
