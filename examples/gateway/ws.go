@@ -43,7 +43,11 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()})
 		return
 	}
-	sub, err := g.hub.subscribe()
+	// A reload that takes the caller's token or role away ends the stream.
+	sub, err := g.hub.subscribe(func(t *table) bool {
+		_, aerr := g.streamCaller(t, r)
+		return aerr == nil
+	})
 	if err != nil {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()})
 		return
@@ -96,8 +100,11 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-sub.Done():
 			code, reason := websocket.StatusGoingAway, "gateway shutting down"
-			if errors.Is(sub.Err(), errSlowClient) {
+			switch {
+			case errors.Is(sub.Err(), errSlowClient):
 				code, reason = websocket.StatusPolicyViolation, "too slow: events were dropped"
+			case errors.Is(sub.Err(), errRevoked):
+				code, reason = websocket.StatusPolicyViolation, "access revoked by a configuration reload"
 			}
 			ci.logger().Info("stream client closed", "reason", sub.Err())
 			_ = conn.Close(code, reason)

@@ -146,12 +146,13 @@ func TestStreamDropsSlowClient(t *testing.T) {
 }
 
 func TestHub(t *testing.T) {
+	always := func(*table) bool { return true }
 	h := newHub(2, 2)
-	a, err := h.subscribe()
+	a, err := h.subscribe(always)
 	require.NoError(t, err)
-	b, err := h.subscribe()
+	b, err := h.subscribe(always)
 	require.NoError(t, err)
-	_, err = h.subscribe()
+	_, err = h.subscribe(always)
 	require.ErrorIs(t, err, errTooMany)
 
 	for range 3 {
@@ -167,13 +168,29 @@ func TestHub(t *testing.T) {
 	assert.Equal(t, 1, h.clients())
 	h.unsubscribe(a)
 
+	// A reload that no longer allows a subscriber ends it; the others
+	// go on.
+	revokedTable := &table{}
+	c, err := h.subscribe(func(t *table) bool { return t != revokedTable })
+	require.NoError(t, err)
+	h.recheck(&table{})
+	h.recheck(revokedTable)
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("recheck did not end a subscriber the table no longer allows")
+	}
+	assert.ErrorIs(t, c.Err(), errRevoked)
+	h.unsubscribe(c)
+	assert.Equal(t, 1, h.clients(), "b after the recheck")
+
 	closed := make(chan error, 1)
 	go func() { closed <- h.Close() }()
 	<-b.Done()
 	assert.ErrorIs(t, b.Err(), errHubClosed)
 	h.unsubscribe(b)
 	require.NoError(t, <-closed)
-	_, err = h.subscribe()
+	_, err = h.subscribe(always)
 	assert.True(t, errors.Is(err, errHubClosed), "subscribe after Close = %v", err)
 }
 
