@@ -53,7 +53,7 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.hub.unsubscribe(sub)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(&handshakeErrors{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{wsSubprotocol},
 		OriginPatterns: wc.AllowedOrigins,
 	})
@@ -119,6 +119,48 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// handshakeErrors answers in the gateway's JSON the errors that
+// websocket.Accept writes as plain text with http.Error: 426 to a request
+// that is not a WebSocket handshake, 400 to a malformed one. It keeps the
+// headers Accept sets (Upgrade, Sec-WebSocket-Version), and Unwrap lets
+// Accept hijack the connection underneath.
+type handshakeErrors struct {
+	http.ResponseWriter
+	status   int  // an error status held until its message is written
+	answered bool // the error has been sent; later writes are dropped
+}
+
+func (h *handshakeErrors) WriteHeader(code int) {
+	if code < http.StatusBadRequest {
+		h.ResponseWriter.WriteHeader(code)
+		return
+	}
+	h.status = code
+}
+
+func (h *handshakeErrors) Write(b []byte) (int, error) {
+	switch {
+	case h.status == 0:
+		return h.ResponseWriter.Write(b)
+	case h.answered:
+		return len(b), nil
+	}
+	h.answered = true
+	code := "invalid"
+	switch h.status {
+	case http.StatusUpgradeRequired:
+		code = codeUpgradeRequired
+	case http.StatusForbidden:
+		code = "forbidden"
+	case http.StatusInternalServerError, http.StatusNotImplemented:
+		code = codeInternal
+	}
+	writeError(h.ResponseWriter, &apiError{Status: h.status, Code: code, Message: clean(string(b), 200)})
+	return len(b), nil
+}
+
+func (h *handshakeErrors) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // errDataMessage is why a stream client that sends a message is dropped.
 var errDataMessage = errors.New("client sent a data message")

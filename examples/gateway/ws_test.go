@@ -85,6 +85,17 @@ func TestStreamAuth(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "hello", readEvent(t, c).Type)
 	})
+	t.Run("not a WebSocket handshake", func(t *testing.T) {
+		a := tg.do(t, http.MethodGet, "/ws", clientToken, "")
+		require.Equal(t, http.StatusUpgradeRequired, a.status, "GET /ws without Upgrade: %s", a.body)
+		assert.Equal(t, codeUpgradeRequired, a.errorBody(t).Code)
+		assert.Equal(t, "application/json", a.header.Get("Content-Type"))
+		assert.Equal(t, "websocket", a.header.Get("Upgrade"))
+		a = tg.do(t, http.MethodGet, "/ws", clientToken, "", "Connection", "Upgrade", "Upgrade", "websocket")
+		require.Equal(t, http.StatusBadRequest, a.status, "GET /ws without Sec-WebSocket-Version: %s", a.body)
+		assert.Equal(t, "invalid", a.errorBody(t).Code)
+		assert.Equal(t, "13", a.header.Get("Sec-WebSocket-Version"))
+	})
 	t.Run("client that sends data is disconnected", func(t *testing.T) {
 		c := tg.dialStream(t, clientToken)
 		require.NoError(t, c.Write(t.Context(), websocket.MessageText, []byte("hi")))
