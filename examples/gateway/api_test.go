@@ -252,7 +252,7 @@ func TestRequestID(t *testing.T) {
 	a = tg.do(t, http.MethodGet, "/healthz", "", "", requestIDHeader, "bad id\twith spaces")
 	got := a.header.Get(requestIDHeader)
 	assert.NotEqual(t, "bad id\twith spaces", got)
-	assert.Regexp(t, safeRequestID, got, "an unsafe id is replaced by a fresh one")
+	assert.Regexp(t, safeID, got, "an unsafe id is replaced by a fresh one")
 }
 
 func TestCORS(t *testing.T) {

@@ -18,10 +18,11 @@ import (
 // and answer together.
 const requestIDHeader = "X-Request-ID"
 
-// safeRequestID is what a caller's X-Request-ID must look like to be kept;
-// anything else is replaced by a fresh id, so a header cannot forge log
-// lines or grow without bound.
-var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// safeID is what a caller's X-Request-ID or Idempotency-Key must look like
+// to be kept (a request id that does not is replaced by a fresh one, a key
+// is dropped), so that a header cannot forge log lines or grow without
+// bound.
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // callInfo is what the middleware and the handler of one call share. Only
 // the goroutine serving the call touches it.
@@ -99,7 +100,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 		defer g.inflight.Done()
 		start := time.Now()
 		id := r.Header.Get(requestIDHeader)
-		if !safeRequestID.MatchString(id) {
+		if !safeID.MatchString(id) {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
