@@ -255,6 +255,18 @@ func TestRequestID(t *testing.T) {
 	assert.Regexp(t, safeID, got, "an unsafe id is replaced by a fresh one")
 }
 
+// TestLongMethod sends a method of 30,000 letters, which net/http accepts:
+// the 405 answer and the access log line repeat only its start.
+func TestLongMethod(t *testing.T) {
+	logs := &syncBuffer{}
+	tg := startGatewayLogging(t, testServer+testAuth(true)+apiServices, logs)
+	method := strings.Repeat("A", 30000)
+	a := tg.do(t, method, "/health", "", "")
+	require.Equal(t, http.StatusMethodNotAllowed, a.status)
+	assert.Less(t, len(a.body), 200, "405 answer %.100s...", a.body)
+	assert.False(t, strings.Contains(logs.String(), method[:100]), "the access log line repeats the whole method")
+}
+
 func TestCORS(t *testing.T) {
 	tg := startGateway(t, testServer+testAuth(true)+apiServices)
 	a := tg.do(t, http.MethodOptions, "/api/v1/services/payment/process", "", "",

@@ -131,7 +131,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 			}
 			if g.log.Enabled(r.Context(), level) {
 				attrs := []slog.Attr{slog.String("request_id", ci.id),
-					slog.String("method", r.Method), slog.String("path", clean(r.URL.Path, 200)),
+					slog.String("method", clean(r.Method, 32)), slog.String("path", clean(r.URL.Path, 200)),
 					slog.String("route", pattern), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 					slog.String("principal", ci.principal), slog.String("service", ci.service),
@@ -196,7 +196,7 @@ func withJSONFallbacks(mux *http.ServeMux) http.Handler {
 		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
-				Message: r.Method + " is not allowed here; allowed: " + probe.header.Get("Allow")})
+				Message: clean(r.Method, 32) + " is not allowed here; allowed: " + probe.header.Get("Allow")})
 		case http.StatusNotFound:
 			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
 		default:
