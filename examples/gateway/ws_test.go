@@ -207,13 +207,15 @@ func TestHub(t *testing.T) {
 
 // TestStreamSeesBreakerOpenAndClose stages a failing instance, watches the
 // breaker open on the stream (and the API answer 503), heals the instance,
-// and watches the breaker go half-open and close again.
+// and watches the breaker go half-open and close again. The breaker stays
+// open for a second, on the wall clock: the checks of the open breaker must
+// all be made before it lets a probe through, however loaded the machine.
 func TestStreamSeesBreakerOpenAndClose(t *testing.T) {
 	tg := startGateway(t, testServer+testAuth(true)+`
 services:
   flaky:
     roles: [guest, client, admin]
-    breaker: {consecutive_failures: 3, open_timeout: 100ms, half_open_probes: 1}
+    breaker: {consecutive_failures: 3, open_timeout: 1s, half_open_probes: 1}
     instances:
       - {name: flaky-1, demo: order}
 `)
