@@ -78,6 +78,18 @@ func TestStreamAuth(t *testing.T) {
 		_, resp, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
 		require.Error(t, err)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		a := tg.do(t, http.MethodGet, "/ws", clientToken, "", "Origin", "https://evil.example",
+			"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		require.Equal(t, http.StatusForbidden, a.status)
+		assert.Equal(t, "forbidden", a.errorBody(t).Code, "a JSON refusal")
+	})
+	t.Run("allowed origin", func(t *testing.T) {
+		tg := startGateway(t, strings.Replace(testServer, "roles: [client]\n", "roles: [client]\n    allowed_origins: [\"*.example.com\"]\n", 1)+testAuth(false)+wsServices)
+		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {"https://app.example.com"}}
+		c, _, err := websocket.Dial(t.Context(), tg.wsURL(), &websocket.DialOptions{HTTPHeader: h, HTTPClient: tg.client})
+		require.NoError(t, err)
+		defer c.CloseNow()
+		assert.Equal(t, "hello", readEvent(t, c).Type)
 	})
 	t.Run("same origin", func(t *testing.T) {
 		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {tg.url}}
