@@ -334,6 +334,7 @@ func TestRunServesAndStops(t *testing.T) {
 				`{"id":"req_123","user_id":"user_123","data":{"amount":100.50,"currency":"INR"}}`)
 			assert.Equal(t, 200, a.status, "body %s", a.body)
 			assert.Contains(t, string(a.body), `"amount":"100.50"`)
+			tg.client.CloseIdleConnections() // as runGateway does, before stopping
 			cancel()
 			require.NoError(t, <-done)
 			assert.Contains(t, logs.String(), `"msg":"gateway stopped"`)
