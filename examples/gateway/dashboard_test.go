@@ -24,6 +24,9 @@ import (
 
 var updateScreenshot = flag.Bool("update", false, "rewrite testdata/dashboard.png with the browser test's screenshot")
 
+// testServerDemo is testServer with the localhost demo on.
+var testServerDemo = strings.Replace(testServer, "    stats_interval: 20ms\n", "    stats_interval: 20ms\n    localhost_demo: true\n", 1)
+
 // dashboardServices is a small set of services for the dashboard's tests.
 const dashboardServices = `
 services:
@@ -81,8 +84,7 @@ func TestDashboardRoutes(t *testing.T) {
 // demo lets this client in without a token, or, asked with a token,
 // whether the stream would take it.
 func TestDashboardConfig(t *testing.T) {
-	on := strings.Replace(testServer, "    stats_interval: 20ms\n", "    stats_interval: 20ms\n    localhost_demo: true\n", 1)
-	tg := startGateway(t, on+testAuth(false)+dashboardServices)
+	tg := startGateway(t, testServerDemo+testAuth(false)+dashboardServices)
 	tests := []struct {
 		name, remote, host, token string
 		wantStatus                int
@@ -149,9 +151,8 @@ func TestLocalHostName(t *testing.T) {
 // a token, even when the API lets anonymous callers in, except a local one
 // when the localhost demo is on.
 func TestStreamCaller(t *testing.T) {
-	demo := strings.Replace(testServer, "    stats_interval: 20ms\n", "    stats_interval: 20ms\n    localhost_demo: true\n", 1)
 	open := startGateway(t, testServer+testAuth(true)+dashboardServices)
-	withDemo := startGateway(t, demo+testAuth(true)+dashboardServices)
+	withDemo := startGateway(t, testServerDemo+testAuth(true)+dashboardServices)
 	tests := []struct {
 		name       string
 		gw         *testGateway
