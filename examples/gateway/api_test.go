@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -241,6 +244,35 @@ func TestStatusCodes(t *testing.T) {
 			case http.StatusMethodNotAllowed:
 				assert.NotEmpty(t, resp.Header.Get("Allow"), "Allow")
 			}
+		})
+	}
+}
+
+// TestSlowClientsAreCut checks the server's timeouts: a client that never
+// finishes its headers is disconnected, and one that never finishes its
+// body gets a 400 and is disconnected, instead of holding a connection
+// and a handler for ever.
+func TestSlowClientsAreCut(t *testing.T) {
+	tg := startGateway(t, strings.Replace(testServer, "  addr: 127.0.0.1:0\n",
+		"  addr: 127.0.0.1:0\n  read_header_timeout: 50ms\n  read_timeout: 200ms\n", 1)+testAuth(true)+apiServices)
+	for _, tc := range []struct {
+		name, sent, want string
+	}{
+		{"headers", "GET /health HTTP/1.1\r\nHost: gw\r\n", ""},
+		{"body", "POST /api/v1/services/payment/process HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":", "HTTP/1.1 400 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(tg.url, "http://"))
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = conn.Write([]byte(tc.sent))
+			require.NoError(t, err)
+			// Without the timeouts, the gateway would wait for the rest
+			// until this deadline ends the read with an error.
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+			got, err := io.ReadAll(conn)
+			require.NoError(t, err, "the gateway closes the connection; it answered %q", got)
+			assert.True(t, strings.HasPrefix(string(got), tc.want), "answer %q, want it to start with %q", got, tc.want)
 		})
 	}
 }
