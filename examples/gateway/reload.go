@@ -105,18 +105,16 @@ var errGatewayClosed = errors.New("gateway: shut down")
 // as it was.
 func (g *gateway) handleReload(w http.ResponseWriter, r *http.Request) {
 	t := g.current()
-	who, aerr := t.auth.authenticate(r, "")
-	if aerr != nil {
-		writeError(w, aerr)
+	who, ok := authenticated(t, w, r)
+	if !ok {
 		return
 	}
-	ci := info(r.Context())
-	ci.principal = who.Name
 	if !t.auth.isAdmin(who) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "only admin roles may reload the configuration"})
 		return
 	}
+	ci := info(r.Context())
 	w.Header().Set("Cache-Control", "no-store")
 	next, err := g.reloadFile()
 	if errors.Is(err, errGatewayClosed) {

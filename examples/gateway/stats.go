@@ -63,12 +63,10 @@ func (g *gateway) statsSnapshot(t *table, names []string) statsSnapshot {
 // .../{service}/metrics would answer them, and the total of every service.
 func (g *gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 	t := g.current()
-	who, aerr := t.auth.authenticate(r, "")
-	if aerr != nil {
-		writeError(w, aerr)
+	who, ok := authenticated(t, w, r)
+	if !ok {
 		return
 	}
-	info(r.Context()).principal = who.Name
 	var names []string
 	for _, name := range t.names {
 		if t.mayUse(who, t.services[name]) {
