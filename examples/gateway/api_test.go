@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,11 +93,22 @@ func TestRoutes(t *testing.T) {
 		assert.True(t, isJSON(a.body))
 	})
 	t.Run("stats", func(t *testing.T) {
-		a := tg.do(t, http.MethodGet, "/api/v1/stats", clientToken, "")
-		require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
-		var snap statsSnapshot
-		require.NoError(t, json.Unmarshal(a.body, &snap))
-		assert.Contains(t, snap.Services, "payment")
+		// Each caller sees the services its role may use, as on the
+		// per-service routes: vault is for admins only.
+		for _, tc := range []struct {
+			token     string
+			wantVault bool
+		}{{clientToken, false}, {"", false}, {adminToken, true}} {
+			a := tg.do(t, http.MethodGet, "/api/v1/stats", tc.token, "")
+			require.Equal(t, http.StatusOK, a.status, "body %s", a.body)
+			var snap statsSnapshot
+			require.NoError(t, json.Unmarshal(a.body, &snap))
+			assert.Contains(t, snap.Services, "payment", "stats with token %q", tc.token)
+			_, vault := snap.Services["vault"]
+			assert.Equal(t, tc.wantVault, vault, "stats with token %q show vault", tc.token)
+		}
+		a := tg.do(t, http.MethodGet, "/api/v1/services/vault/metrics", clientToken, "")
+		assert.Equal(t, http.StatusForbidden, a.status, "vault's metrics for a client")
 	})
 	t.Run("metrics", func(t *testing.T) {
 		a := tg.do(t, http.MethodGet, "/metrics", "", "")
@@ -234,6 +248,35 @@ func TestStatusCodes(t *testing.T) {
 	}
 }
 
+// TestSlowClientsAreCut checks the server's timeouts: a client that never
+// finishes its headers is disconnected, and one that never finishes its
+// body gets a 400 and is disconnected, instead of holding a connection
+// and a handler for ever.
+func TestSlowClientsAreCut(t *testing.T) {
+	tg := startGateway(t, strings.Replace(testServer, "  addr: 127.0.0.1:0\n",
+		"  addr: 127.0.0.1:0\n  read_header_timeout: 50ms\n  read_timeout: 200ms\n", 1)+testAuth(true)+apiServices)
+	for _, tc := range []struct {
+		name, sent, want string
+	}{
+		{"headers", "GET /health HTTP/1.1\r\nHost: gw\r\n", ""},
+		{"body", "POST /api/v1/services/payment/process HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":", "HTTP/1.1 400 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(tg.url, "http://"))
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = conn.Write([]byte(tc.sent))
+			require.NoError(t, err)
+			// Without the timeouts, the gateway would wait for the rest
+			// until this deadline ends the read with an error.
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+			got, err := io.ReadAll(conn)
+			require.NoError(t, err, "the gateway closes the connection; it answered %q", got)
+			assert.True(t, strings.HasPrefix(string(got), tc.want), "answer %q, want it to start with %q", got, tc.want)
+		})
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	tg := startGateway(t, testServer+testAuth(true)+apiServices)
 	a := tg.do(t, http.MethodGet, "/healthz", "", "", requestIDHeader, "trace-abc.123")
@@ -241,7 +284,19 @@ func TestRequestID(t *testing.T) {
 	a = tg.do(t, http.MethodGet, "/healthz", "", "", requestIDHeader, "bad id\twith spaces")
 	got := a.header.Get(requestIDHeader)
 	assert.NotEqual(t, "bad id\twith spaces", got)
-	assert.Regexp(t, safeRequestID, got, "an unsafe id is replaced by a fresh one")
+	assert.Regexp(t, safeID, got, "an unsafe id is replaced by a fresh one")
+}
+
+// TestLongMethod sends a method of 30,000 letters, which net/http accepts:
+// the 405 answer and the access log line repeat only its start.
+func TestLongMethod(t *testing.T) {
+	logs := &syncBuffer{}
+	tg := startGatewayLogging(t, testServer+testAuth(true)+apiServices, logs)
+	method := strings.Repeat("A", 30000)
+	a := tg.do(t, method, "/health", "", "")
+	require.Equal(t, http.StatusMethodNotAllowed, a.status)
+	assert.Less(t, len(a.body), 200, "405 answer %.100s...", a.body)
+	assert.False(t, strings.Contains(logs.String(), method[:100]), "the access log line repeats the whole method")
 }
 
 func TestCORS(t *testing.T) {

@@ -43,6 +43,7 @@ func TestBulkheadShedsLoad(t *testing.T) {
 services:
   slow:
     roles: [guest]
+    timeout: 1m # the held calls wait for the shed ones, however loaded the machine
     bulkhead: {limit: `+fmt.Sprint(limit)+`, max_wait: 10ms}
     instances: [{name: slow-1, url: `+backend.URL+`}]
 `)

@@ -297,6 +297,22 @@ func TestCheckCommand(t *testing.T) {
 // TestRunServesAndStops drives run as main does, on the embedded default
 // configuration and on a file: it serves on the -addr given, answers the
 // README's two curl commands, and returns when its context ends.
+// TestConfigProblemsKeepSecrets checks that a problem with a password
+// does not repeat its value: problems are logged, answered by the reload
+// route and published on the stream.
+func TestConfigProblemsKeepSecrets(t *testing.T) {
+	const secret = "8675309"
+	_, err := loadConfig([]byte(`redis: {address: "localhost:6379", password: `+secret+`}
+services:
+  payment:
+    roles: [client]
+    instances: [{name: p1, demo: payment}]
+`), "t.yaml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redis.password: want a string, got a whole number")
+	assert.NotContains(t, err.Error(), secret)
+}
+
 func TestRunServesAndStops(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "gw.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(testServer+testAuth(true)+wsServices), 0o600))
@@ -318,6 +334,7 @@ func TestRunServesAndStops(t *testing.T) {
 				`{"id":"req_123","user_id":"user_123","data":{"amount":100.50,"currency":"INR"}}`)
 			assert.Equal(t, 200, a.status, "body %s", a.body)
 			assert.Contains(t, string(a.body), `"amount":"100.50"`)
+			tg.client.CloseIdleConnections() // as runGateway does, before stopping
 			cancel()
 			require.NoError(t, <-done)
 			assert.Contains(t, logs.String(), `"msg":"gateway stopped"`)

@@ -165,7 +165,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	switch {
 	case v.Type() == durationType:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-			d.add(n, path, "want a duration such as 250ms, 5s or 1m, got %s", describe(n))
+			d.add(n, path, "want a duration such as 250ms, 5s or 1m, got %s", describe(n, path))
 			return
 		}
 		dur, err := time.ParseDuration(n.Value)
@@ -188,7 +188,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.decodeMap(n, v, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.add(n, path, "want a list, got %s", describe(n))
+			d.add(n, path, "want a list, got %s", describe(n, path))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
@@ -200,28 +200,28 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(s)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-			d.add(n, path, "want a string, got %s (quote it if you mean the text)", describe(n))
+			d.add(n, path, "want a string, got %s (quote it if you mean the text)", describe(n, path))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.add(n, path, "want true or false, got %s", describe(n))
+			d.add(n, path, "want true or false, got %s", describe(n, path))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-			d.add(n, path, "want a whole number, got %s", describe(n))
+			d.add(n, path, "want a whole number, got %s", describe(n, path))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Uint64:
 		var u uint64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&u) != nil {
-			d.add(n, path, "want a whole number at least 0, got %s", describe(n))
+			d.add(n, path, "want a whole number at least 0, got %s", describe(n, path))
 			return
 		}
 		v.SetUint(u)
@@ -229,7 +229,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		var f float64
 		tag := n.ShortTag()
 		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil {
-			d.add(n, path, "want a number, got %s", describe(n))
+			d.add(n, path, "want a number, got %s", describe(n, path))
 			return
 		}
 		v.SetFloat(f)
@@ -242,7 +242,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 // and calls f for each key and value.
 func (d *yamlDecoder) mappingKeys(n *yaml.Node, path string, f func(key string, k, val *yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
-		d.add(n, path, "want a mapping of keys to values, got %s", describe(n))
+		d.add(n, path, "want a mapping of keys to values, got %s", describe(n, path))
 		return
 	}
 	seen := map[string]int{}
@@ -302,8 +302,13 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// describe names what a node holds, for messages.
-func describe(n *yaml.Node) string {
+// secretKeys are the keys whose values no message repeats: problems go to
+// the log, the reload route's answer and the event stream.
+var secretKeys = []string{"password"}
+
+// describe names what the node at path holds, for messages: its kind and,
+// unless its key is a secret one, the start of its value.
+func describe(n *yaml.Node, path string) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -318,6 +323,9 @@ func describe(n *yaml.Node) string {
 	}[n.ShortTag()]
 	if kind == "" {
 		kind = n.ShortTag()
+	}
+	if slices.Contains(secretKeys, path[strings.LastIndexByte(path, '.')+1:]) {
+		return kind
 	}
 	v := n.Value
 	if len(v) > 40 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net/mail"
 	"reflect"
 	"slices"
 	"strings"
@@ -164,6 +165,20 @@ func (d *demoInstance) Health(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", d.name, errInstanceDown)
 	}
 	return nil
+}
+
+// maxEmailLen bounds an email address (RFC 5321's limit on a path), so that
+// what the demo services remember of each request stays small.
+const maxEmailLen = 254
+
+// plainEmail reports whether s is a bare email address, such as
+// priya@example.com, of at most maxEmailLen bytes.
+func plainEmail(s string) bool {
+	if len(s) > maxEmailLen {
+		return false
+	}
+	addr, err := mail.ParseAddress(s)
+	return err == nil && addr.Address == s && addr.Name == ""
 }
 
 // invalid returns the error a demo service gives for a bad field.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,10 @@ import (
 func demoReq(id, user, data string) *proxy.Request {
 	return &proxy.Request{ID: id, UserID: user, Service: "demo", Data: json.RawMessage(data)}
 }
+
+// longEmail is a valid email address one byte over maxEmailLen: what the
+// demo services remember must stay small, however large the body.
+var longEmail = strings.Repeat("a", maxEmailLen-len("@example.com")+1) + "@example.com"
 
 func TestDemoValidation(t *testing.T) {
 	for _, tc := range []struct {
@@ -49,6 +54,7 @@ func TestDemoValidation(t *testing.T) {
 		{"notification", `{"channel":"push","to":"fcm-token-0123456789abcdef","message":"Ping"}`, ""},
 		{"notification", `{"channel":"email","to":"Priya <priya@example.com>","subject":"Hi","message":"x"}`, "data.to"},
 		{"notification", `{"channel":"email","to":"nobody","subject":"Hi","message":"x"}`, "data.to"},
+		{"notification", `{"channel":"email","to":"` + longEmail + `","subject":"Hi","message":"x"}`, "data.to"},
 		{"notification", `{"channel":"email","to":"priya@example.com","message":"x"}`, "data.subject"},
 		{"notification", `{"channel":"sms","to":"98765","message":"x"}`, "data.to"},
 		{"notification", `{"channel":"fax","to":"x","message":"x"}`, "data.channel"},
@@ -58,6 +64,7 @@ func TestDemoValidation(t *testing.T) {
 		{"user", `{"action":"create","name":"Priya","email":"priya@example.com"}`, ""},
 		{"user", `{"action":"create","name":"","email":"a@example.com"}`, "data.name"},
 		{"user", `{"action":"create","name":"A","email":"bad"}`, "data.email"},
+		{"user", `{"action":"create","name":"A","email":"` + longEmail + `"}`, "data.email"},
 		{"user", `{"action":"get","user_id":"usr_missing"}`, "data.user_id"},
 		{"user", `{"action":"delete"}`, "data.action"},
 		{"order", `{"action":"create","currency":"INR","items":[{"sku":"SKU-001","quantity":2,"unit_price":10.25}]}`, ""},

@@ -62,7 +62,8 @@ func (g *gateway) startBackground(ctx context.Context) <-chan struct{} {
 				return
 			case <-t.C:
 				if g.hub.active() {
-					g.hub.publish(event{Type: "stats", Time: time.Now().UTC(), Data: g.statsSnapshot()})
+					t := g.current()
+					g.hub.publish(event{Type: "stats", Time: time.Now().UTC(), Data: g.statsSnapshot(t, t.names)})
 				}
 			}
 		}

@@ -111,25 +111,34 @@ func (g *gateway) handleReadiness(w http.ResponseWriter, _ *http.Request) {
 	writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeNotReady, Message: msg})
 }
 
+// authenticated authenticates the caller of an API route by the tokens of
+// t and puts its name in the call's access log line, or answers 401 itself.
+func authenticated(t *table, w http.ResponseWriter, r *http.Request) (principal, bool) {
+	who, aerr := t.auth.authenticate(r, "")
+	if aerr != nil {
+		writeError(w, aerr)
+		return who, false
+	}
+	info(r.Context()).principal = who.Name
+	return who, true
+}
+
 // authorizedService authenticates the caller, finds the service of the
 // request's path and checks that the caller's role may use it (or is an
 // admin role), answering 401, 404 or 403 itself when not.
 func (g *gateway) authorizedService(t *table, w http.ResponseWriter, r *http.Request) (*serviceEntry, principal, bool) {
-	ci := info(r.Context())
-	who, aerr := t.auth.authenticate(r, "")
-	if aerr != nil {
-		writeError(w, aerr)
+	who, ok := authenticated(t, w, r)
+	if !ok {
 		return nil, who, false
 	}
-	ci.principal = who.Name
 	s := t.lookup(r.PathValue("service"))
 	if s == nil {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: codeUnknownService,
 			Message: "no service named " + strconv.Quote(clean(r.PathValue("service"), 64))})
 		return nil, who, false
 	}
-	ci.service = s.name
-	if !allowed(who, s.cfg.Roles) && !t.auth.isAdmin(who) {
+	info(r.Context()).service = s.name
+	if !t.mayUse(who, s) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "role " + strconv.Quote(who.Role) + " may not use " + s.name})
 		return nil, who, false

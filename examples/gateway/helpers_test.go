@@ -109,6 +109,9 @@ func startGatewayLogging(t *testing.T, yml string, logs io.Writer, opts ...optio
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	tg := &testGateway{gateway: g, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
 	tg.stop = sync.OnceFunc(func() {
+		// A connection the client dialled but never used would hold the
+		// shutdown until the drain timeout: close them first.
+		tr.CloseIdleConnections()
 		cancel()
 		select {
 		case err := <-done:
@@ -137,6 +140,7 @@ func runGateway(t *testing.T, yml string) *testGateway {
 	go func() { done <- run(ctx, []string{"-config", file, "-addr", "127.0.0.1:0"}, logs, logs) }()
 	tg := &testGateway{client: newTestClient(t), file: file, logs: logs}
 	tg.stop = sync.OnceFunc(func() {
+		tg.client.CloseIdleConnections() // as startGateway does
 		cancel()
 		select {
 		case err := <-done:

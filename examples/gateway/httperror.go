@@ -18,6 +18,7 @@ const (
 	codeUnknownService   = "unknown_service"
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
+	codeUpgradeRequired  = "upgrade_required"
 	codeBodyTooLarge     = "body_too_large"
 	codeUnsupportedMedia = "unsupported_media_type"
 	codeBackendError     = "backend_error"

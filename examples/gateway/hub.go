@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,7 @@ var (
 	errSlowClient = errors.New("client too slow: its buffer filled up")
 	errHubClosed  = errors.New("gateway shutting down")
 	errTooMany    = errors.New("too many stream clients")
+	errRevoked    = errors.New("the reloaded configuration no longer lets this client watch")
 )
 
 // A hub fans events out to the /ws subscribers. Publishing never blocks: a
@@ -46,6 +49,9 @@ type subscriber struct {
 	C    chan []byte
 	done chan struct{}
 	err  error // set before done is closed
+	// allowed reports whether the client may still watch the stream
+	// under the route table of a reloaded configuration.
+	allowed func(*table) bool
 }
 
 // Done is closed when the hub ends the subscription.
@@ -61,9 +67,9 @@ func newHub(buffer, maxClients int) *hub {
 	return &hub{buffer: buffer, maxClients: maxClients, subs: map[*subscriber]struct{}{}}
 }
 
-// subscribe adds a subscriber. The caller must call unsubscribe when it
-// stops reading.
-func (h *hub) subscribe() (*subscriber, error) {
+// subscribe adds a subscriber, which recheck ends when allowed refuses a
+// reloaded table. The caller must call unsubscribe when it stops reading.
+func (h *hub) subscribe(allowed func(*table) bool) (*subscriber, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -72,7 +78,7 @@ func (h *hub) subscribe() (*subscriber, error) {
 	if len(h.subs) >= h.maxClients {
 		return nil, errTooMany
 	}
-	s := &subscriber{C: make(chan []byte, h.buffer), done: make(chan struct{})}
+	s := &subscriber{C: make(chan []byte, h.buffer), done: make(chan struct{}), allowed: allowed}
 	h.subs[s] = struct{}{}
 	h.count.Store(int64(len(h.subs)))
 	h.wg.Add(1)
@@ -123,6 +129,26 @@ func (h *hub) publish(ev event) {
 			h.dropped.Add(1)
 			h.endLocked(s, errSlowClient)
 		}
+	}
+}
+
+// recheck ends, with errRevoked, the subscriptions that t no longer
+// allows: a reload that removes a token or a role takes effect on the
+// stream clients already connected, not only on new ones.
+func (h *hub) recheck(t *table) {
+	h.mu.Lock()
+	subs := slices.Collect(maps.Keys(h.subs))
+	h.mu.Unlock()
+	var revoked []*subscriber
+	for _, s := range subs { // outside the lock: allowed is the caller's code
+		if !s.allowed(t) {
+			revoked = append(revoked, s)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range revoked {
+		h.endLocked(s, errRevoked)
 	}
 }
 

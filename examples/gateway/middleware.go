@@ -18,10 +18,11 @@ import (
 // and answer together.
 const requestIDHeader = "X-Request-ID"
 
-// safeRequestID is what a caller's X-Request-ID must look like to be kept;
-// anything else is replaced by a fresh id, so a header cannot forge log
-// lines or grow without bound.
-var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// safeID is what a caller's X-Request-ID or Idempotency-Key must look like
+// to be kept (a request id that does not is replaced by a fresh one, a key
+// is dropped), so that a header cannot forge log lines or grow without
+// bound.
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // callInfo is what the middleware and the handler of one call share. Only
 // the goroutine serving the call touches it.
@@ -99,7 +100,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 		defer g.inflight.Done()
 		start := time.Now()
 		id := r.Header.Get(requestIDHeader)
-		if !safeRequestID.MatchString(id) {
+		if !safeID.MatchString(id) {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
@@ -130,7 +131,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 			}
 			if g.log.Enabled(r.Context(), level) {
 				attrs := []slog.Attr{slog.String("request_id", ci.id),
-					slog.String("method", r.Method), slog.String("path", clean(r.URL.Path, 200)),
+					slog.String("method", clean(r.Method, 32)), slog.String("path", clean(r.URL.Path, 200)),
 					slog.String("route", pattern), slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 					slog.String("principal", ci.principal), slog.String("service", ci.service),
@@ -195,7 +196,7 @@ func withJSONFallbacks(mux *http.ServeMux) http.Handler {
 		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
-				Message: r.Method + " is not allowed here; allowed: " + probe.header.Get("Allow")})
+				Message: clean(r.Method, 32) + " is not allowed here; allowed: " + probe.header.Get("Allow")})
 		case http.StatusNotFound:
 			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
 		default:

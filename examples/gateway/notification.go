@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/mail"
 	"regexp"
 	"sync"
 	"time"
@@ -51,9 +50,8 @@ func (b *notificationBackend) handle(req *proxy.Request) (any, error) {
 	segments := 0
 	switch n.Channel {
 	case "email":
-		addr, err := mail.ParseAddress(n.To)
-		if err != nil || addr.Address != n.To || addr.Name != "" {
-			return nil, invalid("data.to", "want a plain email address such as priya@example.com")
+		if !plainEmail(n.To) {
+			return nil, invalid("data.to", "want a plain email address such as priya@example.com, at most %d characters", maxEmailLen)
 		}
 		if n.Subject == "" {
 			return nil, invalid("data.subject", "required for email")

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -14,10 +13,6 @@ import (
 // metaRequestID is the metadata key of the call's X-Request-ID, which the
 // gateway passes on to remote instances.
 const metaRequestID = "gateway.request_id"
-
-// safeIdempotencyKey is what an Idempotency-Key header must look like to be
-// passed on to the service.
-var safeIdempotencyKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // requestEvent is the stream's summary of one process call.
 type requestEvent struct {
@@ -77,7 +72,7 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 			proxy.MetaRole:       who.Role,
 		},
 	}
-	if key := r.Header.Get("Idempotency-Key"); safeIdempotencyKey.MatchString(key) {
+	if key := r.Header.Get("Idempotency-Key"); safeID.MatchString(key) {
 		req.Metadata[proxy.MetaIdempotencyKey] = key
 	}
 	ctx := r.Context()

@@ -12,9 +12,10 @@ import (
 // of cfg: new stacks, new instances, new tokens and roles. Demo services
 // keep their data (payments, users, orders, stock) when their kind is
 // unchanged; rate limits, caches, breakers and instance health start
-// afresh. Calls under way finish on the stacks they started with. The other
-// sections (server, audit, log, tracing, redis, seed) take effect only on a
-// restart; reload logs which of them differ. cfg must have passed
+// afresh. Calls under way finish on the stacks they started with; stream
+// clients that the new tokens and roles no longer allow are disconnected.
+// The other sections (server, audit, log, tracing, redis, seed) take effect
+// only on a restart; reload logs which of them differ. cfg must have passed
 // loadConfig.
 func (g *gateway) reload(cfg *config) error {
 	g.mu.Lock()
@@ -33,6 +34,7 @@ func (g *gateway) reload(cfg *config) error {
 		t.start()
 	}
 	old := g.table.Swap(t)
+	g.hub.recheck(t)
 	for _, name := range old.names {
 		s := old.services[name]
 		for _, in := range s.instances {
@@ -103,18 +105,16 @@ var errGatewayClosed = errors.New("gateway: shut down")
 // as it was.
 func (g *gateway) handleReload(w http.ResponseWriter, r *http.Request) {
 	t := g.current()
-	who, aerr := t.auth.authenticate(r, "")
-	if aerr != nil {
-		writeError(w, aerr)
+	who, ok := authenticated(t, w, r)
+	if !ok {
 		return
 	}
-	ci := info(r.Context())
-	ci.principal = who.Name
 	if !t.auth.isAdmin(who) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "only admin roles may reload the configuration"})
 		return
 	}
+	ci := info(r.Context())
 	w.Header().Set("Cache-Control", "no-store")
 	next, err := g.reloadFile()
 	if errors.Is(err, errGatewayClosed) {

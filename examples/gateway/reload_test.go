@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -76,6 +78,36 @@ services:
 	c.CloseNow()
 	tg.stop()
 	assert.ErrorIs(t, tg.reload(cfg), errGatewayClosed)
+}
+
+// TestReloadRevokesStreamClients reloads a configuration that no longer
+// lets the client role watch the stream: the client's stream, already open,
+// is closed, while the admin's goes on.
+func TestReloadRevokesStreamClients(t *testing.T) {
+	tg := startGateway(t, testServer+testAuth(false)+wsServices)
+	alice := tg.dialStream(t, clientToken)
+	root := tg.dialStream(t, adminToken)
+
+	cfg, err := loadConfig([]byte(strings.Replace(testServer, "roles: [client]", "roles: []", 1)+testAuth(false)+wsServices), "admins-only.yaml")
+	require.NoError(t, err)
+	require.NoError(t, tg.reload(cfg))
+
+	waitEvent(t, root, "reload", func(json.RawMessage) bool { return true })
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		_, msg, err := alice.Read(ctx)
+		if err != nil {
+			assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "alice's Read() = %v", err)
+			break
+		}
+		var ev streamEvent
+		require.NoError(t, json.Unmarshal(msg, &ev))
+		require.NotEqual(t, "reload", ev.Type, "alice was still sent events after the reload took her role away")
+	}
+	_, resp, err := websocket.Dial(t.Context(), tg.wsURL()+"?token="+clientToken, &websocket.DialOptions{HTTPClient: tg.client})
+	require.Error(t, err, "Dial(/ws) as alice after the reload")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "Dial(/ws) as alice after the reload")
 }
 
 func TestRestartSections(t *testing.T) {

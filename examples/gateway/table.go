@@ -27,6 +27,12 @@ func (t *table) lookup(name string) *serviceEntry {
 	return t.services[strings.TrimSuffix(name, serviceSuffix)]
 }
 
+// mayUse reports whether who may see s's health and figures: its roles
+// may call it, or who has an admin role.
+func (t *table) mayUse(who principal, s *serviceEntry) bool {
+	return allowed(who, s.cfg.Roles) || t.auth.isAdmin(who)
+}
+
 // start starts the active health checks of the services that have them.
 // The table's close stops them.
 func (t *table) start() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -89,9 +88,8 @@ func (b *userBackend) create(req *proxy.Request, u userRequest) (any, error) {
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return nil, invalid("data.name", "must not contain control characters")
 	}
-	addr, err := mail.ParseAddress(u.Email)
-	if err != nil || addr.Address != u.Email || addr.Name != "" {
-		return nil, invalid("data.email", "want a plain email address such as priya@example.com")
+	if !plainEmail(u.Email) {
+		return nil, invalid("data.email", "want a plain email address such as priya@example.com, at most %d characters", maxEmailLen)
 	}
 	email := strings.ToLower(u.Email)
 

@@ -70,6 +70,11 @@ var driverPortRE = regexp.MustCompile(`started successfully on port (\d+)`)
 func startBrowser(t *testing.T, width, height int) *webDriver {
 	t.Helper()
 	driverPath, browserPath := findBrowser(t)
+	// Made before the cleanup below is registered, so that it is removed
+	// after the browser has quit: cleanups run last in, first out, and
+	// removing it under a running Chromium fails when Chromium writes to
+	// it at the same time ("directory not empty").
+	userDataDir := t.TempDir()
 	out := &syncBuffer{}
 	cmd := exec.Command(driverPath, "--port=0")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -100,7 +105,7 @@ func startBrowser(t *testing.T, width, height int) *webDriver {
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-extensions", "--hide-scrollbars", "--force-color-profile=srgb", "--force-device-scale-factor=1",
-		"--lang=en-US", fmt.Sprintf("--window-size=%d,%d", width, height), "--user-data-dir=" + t.TempDir(),
+		"--lang=en-US", fmt.Sprintf("--window-size=%d,%d", width, height), "--user-data-dir=" + userDataDir,
 	}
 	d.post(base+"/session", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
 		"browserName":        "chrome",

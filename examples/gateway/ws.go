@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 	"time"
 
@@ -26,7 +24,8 @@ const (
 // token (header, token query parameter or bearer subprotocol) of an admin
 // role or one of server.websocket.roles, since the stream shows every
 // caller's requests (see streamCaller for the localhost demo); a browser
-// page must come from the gateway's own origin or an allowed one.
+// page must come from the gateway's own origin or match one of
+// server.websocket.allowed_origins, which websocket.Accept checks.
 // The stream is one-way: a client that sends a data message is
 // disconnected, and control frames are bounded by the read limit.
 func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -39,17 +38,17 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ci.principal = who.Name
 	wc := g.cfg.Server.WebSocket
-	if err := checkOrigin(r, wc.AllowedOrigins); err != nil {
-		writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()})
-		return
-	}
-	sub, err := g.hub.subscribe()
+	// A reload that takes the caller's token or role away ends the stream.
+	sub, err := g.hub.subscribe(func(t *table) bool {
+		_, aerr := g.streamCaller(t, r)
+		return aerr == nil
+	})
 	if err != nil {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()})
 		return
 	}
 	defer g.hub.unsubscribe(sub)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(&handshakeErrors{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{wsSubprotocol},
 		OriginPatterns: wc.AllowedOrigins,
 	})
@@ -96,8 +95,11 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-sub.Done():
 			code, reason := websocket.StatusGoingAway, "gateway shutting down"
-			if errors.Is(sub.Err(), errSlowClient) {
+			switch {
+			case errors.Is(sub.Err(), errSlowClient):
 				code, reason = websocket.StatusPolicyViolation, "too slow: events were dropped"
+			case errors.Is(sub.Err(), errRevoked):
+				code, reason = websocket.StatusPolicyViolation, "access revoked by a configuration reload"
 			}
 			ci.logger().Info("stream client closed", "reason", sub.Err())
 			_ = conn.Close(code, reason)
@@ -112,6 +114,48 @@ func (g *gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// handshakeErrors answers in the gateway's JSON the errors that
+// websocket.Accept writes as plain text with http.Error: 426 to a request
+// that is not a WebSocket handshake, 400 to a malformed one. It keeps the
+// headers Accept sets (Upgrade, Sec-WebSocket-Version), and Unwrap lets
+// Accept hijack the connection underneath.
+type handshakeErrors struct {
+	http.ResponseWriter
+	status   int  // an error status held until its message is written
+	answered bool // the error has been sent; later writes are dropped
+}
+
+func (h *handshakeErrors) WriteHeader(code int) {
+	if code < http.StatusBadRequest {
+		h.ResponseWriter.WriteHeader(code)
+		return
+	}
+	h.status = code
+}
+
+func (h *handshakeErrors) Write(b []byte) (int, error) {
+	switch {
+	case h.status == 0:
+		return h.ResponseWriter.Write(b)
+	case h.answered:
+		return len(b), nil
+	}
+	h.answered = true
+	code := "invalid"
+	switch h.status {
+	case http.StatusUpgradeRequired:
+		code = codeUpgradeRequired
+	case http.StatusForbidden:
+		code = "forbidden"
+	case http.StatusInternalServerError, http.StatusNotImplemented:
+		code = codeInternal
+	}
+	writeError(h.ResponseWriter, &apiError{Status: h.status, Code: code, Message: clean(string(b), 200)})
+	return len(b), nil
+}
+
+func (h *handshakeErrors) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // errDataMessage is why a stream client that sends a message is dropped.
 var errDataMessage = errors.New("client sent a data message")
@@ -130,31 +174,4 @@ func wsToken(r *http.Request) string {
 		}
 	}
 	return ""
-}
-
-// checkOrigin lets in clients that send no Origin (not browsers), pages of
-// the gateway's own origin, and pages whose host matches an allowed
-// pattern; as the WebSocket library does, but answered in JSON.
-func checkOrigin(r *http.Request, patterns []string) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return nil
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return errors.New("the Origin header is not a valid origin")
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return nil
-	}
-	for _, p := range patterns {
-		target := u.Host
-		if strings.Contains(p, "://") {
-			target = u.Scheme + "://" + u.Host
-		}
-		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
-			return nil
-		}
-	}
-	return errors.New("pages of origin " + clean(origin, 100) + " may not open the stream")
 }

@@ -78,12 +78,35 @@ func TestStreamAuth(t *testing.T) {
 		_, resp, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
 		require.Error(t, err)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		a := tg.do(t, http.MethodGet, "/ws", clientToken, "", "Origin", "https://evil.example",
+			"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		require.Equal(t, http.StatusForbidden, a.status)
+		assert.Equal(t, "forbidden", a.errorBody(t).Code, "a JSON refusal")
+	})
+	t.Run("allowed origin", func(t *testing.T) {
+		tg := startGateway(t, strings.Replace(testServer, "roles: [client]\n", "roles: [client]\n    allowed_origins: [\"*.example.com\"]\n", 1)+testAuth(false)+wsServices)
+		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {"https://app.example.com"}}
+		c, _, err := websocket.Dial(t.Context(), tg.wsURL(), &websocket.DialOptions{HTTPHeader: h, HTTPClient: tg.client})
+		require.NoError(t, err)
+		defer c.CloseNow()
+		assert.Equal(t, "hello", readEvent(t, c).Type)
 	})
 	t.Run("same origin", func(t *testing.T) {
 		h := http.Header{"Authorization": {"Bearer " + clientToken}, "Origin": {tg.url}}
 		c, _, err := dial(t, tg.wsURL(), &websocket.DialOptions{HTTPHeader: h})
 		require.NoError(t, err)
 		assert.Equal(t, "hello", readEvent(t, c).Type)
+	})
+	t.Run("not a WebSocket handshake", func(t *testing.T) {
+		a := tg.do(t, http.MethodGet, "/ws", clientToken, "")
+		require.Equal(t, http.StatusUpgradeRequired, a.status, "GET /ws without Upgrade: %s", a.body)
+		assert.Equal(t, codeUpgradeRequired, a.errorBody(t).Code)
+		assert.Equal(t, "application/json", a.header.Get("Content-Type"))
+		assert.Equal(t, "websocket", a.header.Get("Upgrade"))
+		a = tg.do(t, http.MethodGet, "/ws", clientToken, "", "Connection", "Upgrade", "Upgrade", "websocket")
+		require.Equal(t, http.StatusBadRequest, a.status, "GET /ws without Sec-WebSocket-Version: %s", a.body)
+		assert.Equal(t, "invalid", a.errorBody(t).Code)
+		assert.Equal(t, "13", a.header.Get("Sec-WebSocket-Version"))
 	})
 	t.Run("client that sends data is disconnected", func(t *testing.T) {
 		c := tg.dialStream(t, clientToken)
@@ -146,12 +169,13 @@ func TestStreamDropsSlowClient(t *testing.T) {
 }
 
 func TestHub(t *testing.T) {
+	always := func(*table) bool { return true }
 	h := newHub(2, 2)
-	a, err := h.subscribe()
+	a, err := h.subscribe(always)
 	require.NoError(t, err)
-	b, err := h.subscribe()
+	b, err := h.subscribe(always)
 	require.NoError(t, err)
-	_, err = h.subscribe()
+	_, err = h.subscribe(always)
 	require.ErrorIs(t, err, errTooMany)
 
 	for range 3 {
@@ -167,25 +191,43 @@ func TestHub(t *testing.T) {
 	assert.Equal(t, 1, h.clients())
 	h.unsubscribe(a)
 
+	// A reload that no longer allows a subscriber ends it; the others
+	// go on.
+	revokedTable := &table{}
+	c, err := h.subscribe(func(t *table) bool { return t != revokedTable })
+	require.NoError(t, err)
+	h.recheck(&table{})
+	h.recheck(revokedTable)
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("recheck did not end a subscriber the table no longer allows")
+	}
+	assert.ErrorIs(t, c.Err(), errRevoked)
+	h.unsubscribe(c)
+	assert.Equal(t, 1, h.clients(), "b after the recheck")
+
 	closed := make(chan error, 1)
 	go func() { closed <- h.Close() }()
 	<-b.Done()
 	assert.ErrorIs(t, b.Err(), errHubClosed)
 	h.unsubscribe(b)
 	require.NoError(t, <-closed)
-	_, err = h.subscribe()
+	_, err = h.subscribe(always)
 	assert.True(t, errors.Is(err, errHubClosed), "subscribe after Close = %v", err)
 }
 
 // TestStreamSeesBreakerOpenAndClose stages a failing instance, watches the
 // breaker open on the stream (and the API answer 503), heals the instance,
-// and watches the breaker go half-open and close again.
+// and watches the breaker go half-open and close again. The breaker stays
+// open for a second, on the wall clock: the checks of the open breaker must
+// all be made before it lets a probe through, however loaded the machine.
 func TestStreamSeesBreakerOpenAndClose(t *testing.T) {
 	tg := startGateway(t, testServer+testAuth(true)+`
 services:
   flaky:
     roles: [guest, client, admin]
-    breaker: {consecutive_failures: 3, open_timeout: 100ms, half_open_probes: 1}
+    breaker: {consecutive_failures: 3, open_timeout: 1s, half_open_probes: 1}
     instances:
       - {name: flaky-1, demo: order}
 `)
