@@ -15,8 +15,9 @@ package canonjson
 import (
 	"bytes"
 	"slices"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/proxykit/proxy/internal/jsonesc"
 )
 
 const (
@@ -325,7 +326,7 @@ func unescape(dst, s []byte) []byte {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, _ := hex4(s[i+1:])
+			r, _ := jsonesc.Hex4(s[i+1:])
 			dst = utf8.AppendRune(dst, r)
 			i += 4
 		default: // '"' and '\\'
@@ -440,7 +441,7 @@ func (c *canonicalizer) str(out []byte) (_ []byte, escaped, ok bool) {
 				c.pos = i + 1
 				return append(out, '"'), escaped, true
 			case '\\':
-				r, n := unquoteEscape(d[i:])
+				r, n := jsonesc.Unescape(d[i:])
 				if n == 0 {
 					return out, false, false
 				}
@@ -508,68 +509,4 @@ func appendRune(out []byte, r rune) []byte {
 		return append(out, '\\', 't')
 	}
 	return append(out, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
-}
-
-// unquoteEscape decodes the escape that s starts with, as encoding/json
-// does, and returns the rune and the length of the escape; n is 0 when the
-// escape is not valid JSON. A \u escape of a UTF-16 surrogate is decoded
-// with the escape of its pair when one follows, and is otherwise the
-// replacement character.
-func unquoteEscape(s []byte) (r rune, n int) {
-	if len(s) < 2 {
-		return 0, 0
-	}
-	switch s[1] {
-	case '"', '\\', '/':
-		return rune(s[1]), 2
-	case 'b':
-		return '\b', 2
-	case 'f':
-		return '\f', 2
-	case 'n':
-		return '\n', 2
-	case 'r':
-		return '\r', 2
-	case 't':
-		return '\t', 2
-	case 'u':
-		r, ok := hex4(s[2:])
-		if !ok {
-			return 0, 0
-		}
-		if !utf16.IsSurrogate(r) {
-			return r, 6
-		}
-		if len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
-			if r2, ok := hex4(s[8:]); ok {
-				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-					return dec, 12
-				}
-			}
-		}
-		return utf8.RuneError, 6
-	}
-	return 0, 0
-}
-
-// hex4 decodes the four hex digits that b starts with.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }

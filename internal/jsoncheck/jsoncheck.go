@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/proxykit/proxy/internal/jsonesc"
 )
 
 const (
@@ -324,7 +326,7 @@ func (s *scanner) str() (reason string, ok bool) {
 			case 'b', 'f', 'n', 'r', 't':
 				return reasonControl, true // valid JSON for a control character
 			case 'u':
-				r, ok := hex4(d[s.pos+2:])
+				r, ok := jsonesc.Hex4(d[s.pos+2:])
 				if !ok {
 					return "", false
 				}
@@ -333,7 +335,7 @@ func (s *scanner) str() (reason string, ok bool) {
 					return reasonControl, true
 				case utf16IsHigh(r):
 					if s.pos+7 < len(d) && d[s.pos+6] == '\\' && d[s.pos+7] == 'u' {
-						if low, ok := hex4(d[s.pos+8:]); ok && utf16IsLow(low) {
+						if low, ok := jsonesc.Hex4(d[s.pos+8:]); ok && utf16IsLow(low) {
 							s.pos += 12
 							continue
 						}
@@ -368,28 +370,6 @@ func (s *scanner) str() (reason string, ok bool) {
 
 func utf16IsHigh(r rune) bool { return 0xd800 <= r && r < 0xdc00 }
 func utf16IsLow(r rune) bool  { return 0xdc00 <= r && r < 0xe000 }
-
-// hex4 decodes the four hex digits that b starts with.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
 
 // closingQuote returns the index of the quote that ends the string whose
 // contents start at i, or -1 if the string does not end.
