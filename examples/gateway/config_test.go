@@ -62,6 +62,8 @@ func TestConfigProblems(t *testing.T) {
 		name string
 		yml  string
 		want []string // each a substring of one problem, in order
+		// absent are substrings that no problem may contain (secrets).
+		absent []string
 	}{
 		{
 			name: "unknown key with a suggestion",
@@ -72,6 +74,21 @@ func TestConfigProblems(t *testing.T) {
     instances: [{name: p1, demo: payment}]
 `,
 			want: []string{`line 4:28: services.payment.rate_limit.burts: unknown key "burts" (did you mean "burst"?)`},
+		},
+		{
+			name: "secrets in an instance URL",
+			yml: `services:
+  payment:
+    roles: [client]
+    instances:
+      - {name: p1, url: "http://user:pw@127.0.0.1:9000"}
+      - {name: p2, url: "http://127.0.0.1:9000/?api_key=s3cret"}
+`,
+			want: []string{
+				"services.payment.instances[0].url: want an http or https URL with a host and no credentials",
+				"services.payment.instances[1].url: want an http or https URL with a host and no credentials",
+			},
+			absent: []string{"pw@", "s3cret"},
 		},
 		{
 			name: "duplicate keys",
@@ -240,6 +257,9 @@ services:
 			require.Len(t, got, len(tc.want), "problems:\n%s", strings.Join(got, "\n"))
 			for i, w := range tc.want {
 				assert.Contains(t, got[i], w, "problem %d", i)
+			}
+			for _, a := range tc.absent {
+				assert.NotContains(t, err.Error(), a, "a problem repeats a secret")
 			}
 		})
 	}

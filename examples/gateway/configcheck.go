@@ -406,10 +406,10 @@ func (c *instanceConfig) validate(v *validator, q string) {
 		}
 	default:
 		if !validBackendURL(c.URL) {
-			v.errorf(q+".url", "want an http or https URL with a host, got %q", c.URL)
+			v.errorf(q+".url", "want an http or https URL with a host and no credentials, query or fragment (it is shown on the health and stats pages); the value is not repeated here, in case it holds a secret")
 		}
 		if c.HealthURL != "" && !validBackendURL(c.HealthURL) {
-			v.errorf(q+".health_url", "want an http or https URL with a host, got %q", c.HealthURL)
+			v.errorf(q+".health_url", "want an http or https URL with a host and no credentials, query or fragment; the value is not repeated here, in case it holds a secret")
 		}
 		if c.Latency != 0 || c.Jitter != 0 || c.ErrorRate != 0 || c.Down {
 			v.errorf(q, "latency, jitter, error_rate and down stage faults on demo instances only")
@@ -424,7 +424,12 @@ func (c *instanceConfig) validate(v *validator, q string) {
 	between(v, q+".error_rate", c.ErrorRate, 0, 1)
 }
 
+// validBackendURL reports whether s is an http or https URL with a host and
+// nothing secret in it: no user info and no query, since instance URLs are
+// shown on the health and stats pages and in health-check events. A backend
+// that needs credentials gets them another way than in its URL.
 func validBackendURL(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == ""
 }
