@@ -367,3 +367,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.body.Write(b)
 }
+
+// TestIsSafeID holds the hand-written check to the regexp that documents it.
+func TestIsSafeID(t *testing.T) {
+	for _, id := range []string{
+		"", "a", "req_123", "A-Z.a-z:0_9", strings.Repeat("x", 128), strings.Repeat("x", 129),
+		"bad id", "tab\t", "new\nline", "é", "a/b", "a+b", "a=b", "\x00", "z{", "@", "[", "`", "/", ";",
+	} {
+		if got, want := isSafeID(id), safeID.MatchString(id); got != want {
+			t.Errorf("isSafeID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

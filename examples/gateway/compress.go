@@ -31,6 +31,24 @@ func (g *gateway) withCompression(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if !mayAcceptGzip(r.Header.Get("Accept-Encoding")) {
+			// What gzhttp would do for this client, without its wrapper
+			// around w: the gateway never sets gzhttp's No-Gzip-Compression.
+			w.Header().Add("Vary", "Accept-Encoding")
+			next.ServeHTTP(w, r)
+			return
+		}
 		gz.ServeHTTP(w, r)
 	})
+}
+
+// mayAcceptGzip reports whether an Accept-Encoding header names gzip at all,
+// in any case; gzhttp decides the rest (q-values, HEAD) when it does.
+func mayAcceptGzip(ae string) bool {
+	for i := 0; i+4 <= len(ae); i++ {
+		if strings.EqualFold(ae[i:i+4], "gzip") {
+			return true
+		}
+	}
+	return false
 }

@@ -109,37 +109,35 @@ func checkJSON(body []byte, maxDepth int) *apiError {
 const linearKeys = 16
 
 // duplicateKey reports whether an object in body, which must be valid JSON,
-// has two keys that are equal once unescaped, and returns the key.
+// has two keys that are equal once unescaped, and returns the key. The keys
+// of the open objects share one slice, each object owning its tail from
+// start, so ordinary bodies need no allocation: only an object of more than
+// linearKeys keys gets a map, and only an escaped key is copied.
 func duplicateKey(body []byte) (string, bool) {
-	type object struct {
-		keys [][]byte // unescaped keys, while few
-		set  map[string]struct{}
+	type frame struct {
+		array bool
+		start int                 // the object's first key in keys
+		set   map[string]struct{} // the object's keys, once more than linearKeys
 	}
-	var stack []*object // nil entries are arrays
-	var free []*object
+	var frameBuf [32]frame
+	var keyBuf [4 * linearKeys][]byte
+	stack, keys := frameBuf[:0], keyBuf[:0]
 	expectKey := false
 	for i := 0; i < len(body); i++ {
 		switch body[i] {
 		case '{':
-			var o *object
-			if n := len(free); n > 0 {
-				o, free = free[n-1], free[:n-1]
-				o.keys, o.set = o.keys[:0], nil
-			} else {
-				o = &object{}
-			}
-			stack = append(stack, o)
+			stack = append(stack, frame{start: len(keys)})
 			expectKey = true
 		case '[':
-			stack = append(stack, nil)
+			stack = append(stack, frame{array: true})
 			expectKey = false
 		case '}', ']':
-			if o := stack[len(stack)-1]; o != nil {
-				free = append(free, o)
+			if f := stack[len(stack)-1]; !f.array {
+				keys = keys[:f.start]
 			}
 			stack = stack[:len(stack)-1]
 		case ',':
-			expectKey = len(stack) > 0 && stack[len(stack)-1] != nil
+			expectKey = len(stack) > 0 && !stack[len(stack)-1].array
 		case '"':
 			end := i + 1
 			escaped := false
@@ -150,31 +148,32 @@ func duplicateKey(body []byte) (string, bool) {
 				}
 			}
 			if expectKey {
-				o := stack[len(stack)-1]
+				f := &stack[len(stack)-1]
 				key := body[i+1 : end] // unescaped, so equal keys are equal bytes
 				if escaped {
 					var k string
 					_ = json.Unmarshal(body[i:end+1], &k) // valid: checked before
 					key = []byte(k)
 				}
-				if o.set == nil && len(o.keys) < linearKeys {
-					for _, k := range o.keys {
+				if f.set == nil && len(keys)-f.start < linearKeys {
+					for _, k := range keys[f.start:] {
 						if bytes.Equal(k, key) {
 							return string(key), true
 						}
 					}
-					o.keys = append(o.keys, key)
+					keys = append(keys, key)
 				} else {
-					if o.set == nil {
-						o.set = make(map[string]struct{}, 2*linearKeys)
-						for _, k := range o.keys {
-							o.set[string(k)] = struct{}{}
+					if f.set == nil {
+						f.set = make(map[string]struct{}, 2*linearKeys)
+						for _, k := range keys[f.start:] {
+							f.set[string(k)] = struct{}{}
 						}
+						keys = keys[:f.start]
 					}
-					if _, dup := o.set[string(key)]; dup {
+					if _, dup := f.set[string(key)]; dup {
 						return string(key), true
 					}
-					o.set[string(key)] = struct{}{}
+					f.set[string(key)] = struct{}{}
 				}
 				expectKey = false
 			}

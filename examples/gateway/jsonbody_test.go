@@ -37,6 +37,12 @@ func TestCheckJSON(t *testing.T) {
 		{`{"x":{"a":[{"b":1,"b":2}]}}`, false},
 		{`{"a":{"b":1},"c":{"d":2,"d":3}}`, false},
 		{many(30), false},
+		{`{"a":{"a":1,"b":{"a":2}},"b":[{"a":1}]}`, true},
+		{`{"a":{"b":1},"a":2}`, false},
+		{`{"a":{"b":{"c":1},"c":2},"c":3}`, true},
+		{`{"x":` + many(-1) + `,"y":` + many(-1) + `}`, true},
+		{`{"x":` + many(-1) + `,"x":1}`, false},
+		{`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":{"k1":1},"k17":17,"k1":1}`, false},
 		{`{"a":1}{"b":2}`, false},
 		{`{"a":1`, false},
 		{`[[[[[[[[[[1]]]]]]]]]]`, false},
@@ -47,6 +53,19 @@ func TestCheckJSON(t *testing.T) {
 		if (got == nil) != tc.ok {
 			t.Errorf("checkJSON(%s) = %+v, want ok %v", tc.body, got, tc.ok)
 		}
+	}
+}
+
+// TestCheckJSONAllocs holds checkJSON to its word: an ordinary body, nested
+// and without escaped keys, is checked without allocating.
+func TestCheckJSONAllocs(t *testing.T) {
+	body := []byte(`{"id":"req_123","user_id":"user_123","data":{"amount":100.50,"items":[{"sku":"SKU-1","n":2},{"sku":"SKU-2","n":1}]}}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if e := checkJSON(body, 32); e != nil {
+			t.Fatal(e)
+		}
+	}); n != 0 {
+		t.Errorf("checkJSON(%s) allocates %v times, want 0", body, n)
 	}
 }
 

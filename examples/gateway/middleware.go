@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // requestIDHeader carries the id that ties a call's log lines, audit record
@@ -21,8 +23,44 @@ const requestIDHeader = "X-Request-ID"
 // safeID is what a caller's X-Request-ID or Idempotency-Key must look like
 // to be kept (a request id that does not is replaced by a fresh one, a key
 // is dropped), so that a header cannot forge log lines or grow without
-// bound.
+// bound. isSafeID is the same check, without the regexp engine, for every
+// call.
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// isSafeID reports whether s matches safeID, without the regexp engine.
+func isSafeID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// httpKey names one counter of gateway_http_requests_total.
+type httpKey struct {
+	route  string
+	status int
+}
+
+// countHTTP counts one answer of route with status. The counters are
+// looked up once per route and status (both come from a bounded set: the
+// mux's patterns and three-digit codes) and then reused.
+func (g *gateway) countHTTP(route string, status int) {
+	k := httpKey{route, status}
+	if c, ok := g.httpCounters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c, _ := g.httpCounters.LoadOrStore(k, g.httpRequests.WithLabelValues(route, strconv.Itoa(status)))
+	c.(prometheus.Counter).Inc()
+}
 
 // callInfo is what the middleware and the handler of one call share. Only
 // the goroutine serving the call touches it.
@@ -100,7 +138,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 		defer g.inflight.Done()
 		start := time.Now()
 		id := r.Header.Get(requestIDHeader)
-		if !safeID.MatchString(id) {
+		if !isSafeID(id) {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
@@ -124,7 +162,7 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 			if rec.status == 0 {
 				rec.status = http.StatusOK
 			}
-			g.httpRequests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
+			g.countHTTP(pattern, rec.status)
 			level := slog.LevelInfo
 			if rec.status >= 500 {
 				level = slog.LevelWarn

@@ -72,7 +72,7 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 			proxy.MetaRole:       who.Role,
 		},
 	}
-	if key := r.Header.Get("Idempotency-Key"); safeID.MatchString(key) {
+	if key := r.Header.Get("Idempotency-Key"); isSafeID(key) {
 		req.Metadata[proxy.MetaIdempotencyKey] = key
 	}
 	ctx := r.Context()

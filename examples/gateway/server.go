@@ -33,6 +33,7 @@ type gateway struct {
 	table  atomic.Pointer[table]
 
 	httpRequests *prometheus.CounterVec
+	httpCounters sync.Map // httpKey to its prometheus.Counter in httpRequests
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
 	handler      http.Handler
