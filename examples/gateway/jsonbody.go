@@ -57,6 +57,9 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 	if body = bytes.TrimSpace(body); body[0] != '{' {
 		return nil, badRequest("", `want a JSON object: {"id":"...","user_id":"...","data":{...}}`)
 	}
+	if env, ok := plainEnvelope(body); ok {
+		return env, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var env envelope
@@ -71,6 +74,111 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 		env.Data = nil
 	}
 	return &env, nil
+}
+
+// plainEnvelope decodes the common envelope without encoding/json: an
+// object, already checked by checkJSON, whose keys are exactly "id",
+// "user_id" and "data" (or some of them), written without escapes, with
+// strings without escapes or null for the ids. It reports false for
+// anything else (other spellings, which encoding/json matches without
+// regard to case, unknown keys, wrong types, escapes), and readEnvelope
+// then decodes body strictly, so that the answer is the same either way.
+func plainEnvelope(body []byte) (*envelope, bool) {
+	env := &envelope{}
+	i := skipSpace(body, 1) // past '{'
+	if body[i] == '}' {
+		return env, true
+	}
+	for {
+		if body[i] != '"' {
+			return nil, false
+		}
+		end := i + 1 + bytes.IndexByte(body[i+1:], '"')
+		key := body[i+1 : end]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return nil, false
+		}
+		i = skipSpace(body, end+1) + 1 // past ':'
+		i = skipSpace(body, i)
+		start := i
+		i = skipValue(body, i)
+		val := body[start:i]
+		switch string(key) {
+		case "id", "user_id":
+			var str string
+			switch {
+			case string(val) == "null":
+			case val[0] == '"' && bytes.IndexByte(val, '\\') < 0:
+				str = string(val[1 : len(val)-1])
+			default:
+				return nil, false
+			}
+			if key[0] == 'i' {
+				env.ID = str
+			} else {
+				env.UserID = str
+			}
+		case "data":
+			if string(val) != "null" {
+				env.Data = json.RawMessage(val)
+			}
+		default:
+			return nil, false
+		}
+		i = skipSpace(body, i)
+		if body[i] == '}' {
+			return env, true
+		}
+		i = skipSpace(body, i+1) // past ','
+	}
+}
+
+// skipSpace returns the index of the first byte of body at or after i that
+// is not JSON white space.
+func skipSpace(body []byte, i int) int {
+	for i < len(body) {
+		switch body[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value that starts at
+// body[i], which must be valid.
+func skipValue(body []byte, i int) int {
+	depth := 0
+	for ; i < len(body); i++ {
+		switch body[i] {
+		case '"':
+			for i++; body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of the enclosing container
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // bodyReadError is the answer to a body that could not be read: 413 when it

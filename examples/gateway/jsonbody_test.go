@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -66,6 +69,60 @@ func TestCheckJSONAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("checkJSON(%s) allocates %v times, want 0", body, n)
+	}
+}
+
+// TestPlainEnvelope checks the envelope fast path against the strict
+// decoder it stands in for: whenever it takes a body, it decodes it as the
+// decoder does, and it leaves to the decoder every body the decoder would
+// refuse or read differently.
+func TestPlainEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool // the fast path takes it
+	}{
+		{`{}`, true},
+		{`{"id":"a","user_id":"u","data":{"a":[1,{"b":"}"}],"c":"x\"y"}}`, true},
+		{" {\n\t\"id\" : \"a\" ,\r\n \"data\" : [ 1 , 2 ] , \"user_id\":null }", true},
+		{`{"data":null,"id":"","user_id":"u"}`, true},
+		{`{"data":12.5e3,"id":null}`, true},
+		{`{"data":"s","user_id":"ü"}`, true},
+		{`{"data":true}`, true},
+		{`{"ID":"a"}`, false},
+		{`{"uſer_id":"a"}`, false},
+		{`{"i\u0064":"a"}`, false},
+		{`{"id":"a\"b"}`, false},
+		{`{"user_id":"\u00e9"}`, false},
+		{`{"id":1}`, false},
+		{`{"id":{}}`, false},
+		{`{"user_id":["u"]}`, false},
+		{`{"id":"a","extra":1}`, false},
+	} {
+		body := []byte(tc.body)
+		if e := checkJSON(body, 32); e != nil {
+			t.Fatalf("checkJSON(%s) = %+v, want nil", body, e)
+		}
+		body = bytes.TrimSpace(body)
+		got, ok := plainEnvelope(body)
+		if ok != tc.fast {
+			t.Errorf("plainEnvelope(%s) ok = %v, want %v", body, ok, tc.fast)
+		}
+		if !ok {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var want envelope
+		if err := dec.Decode(&want); err != nil {
+			t.Errorf("plainEnvelope(%s) took a body the decoder refuses: %v", body, err)
+			continue
+		}
+		if string(want.Data) == "null" {
+			want.Data = nil
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("plainEnvelope(%s) = %+v, want %+v", body, *got, want)
+		}
 	}
 }
 
