@@ -36,7 +36,7 @@ func badRequest(field, format string, args ...any) *apiError {
 // envelope's keys, no duplicate keys anywhere, nesting at most maxDepth, the
 // right types, and nothing after it (400).
 func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDepth int) (*envelope, *apiError) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) ||
 			(params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {

@@ -77,10 +77,13 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	// A gateway in front of this one says how long it will wait.
-	if ms, err := strconv.ParseInt(r.Header.Get(timeoutHeader), 10, 64); err == nil && ms > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(ms, 24*3600*1000))*time.Millisecond)
-		defer cancel()
+	// (Without the header there is nothing to parse, nor an error to allocate.)
+	if h := r.Header.Get(timeoutHeader); h != "" {
+		if ms, err := strconv.ParseInt(h, 10, 64); err == nil && ms > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(min(ms, 24*3600*1000))*time.Millisecond)
+			defer cancel()
+		}
 	}
 
 	start := time.Now()
