@@ -193,8 +193,16 @@ func decodeData[T any](req *proxy.Request) (T, error) {
 	if len(req.Data) == 0 || string(req.Data) == "null" {
 		return v, invalid("data", "required: a JSON object")
 	}
-	// The common case, well-formed data, takes one strict pass; a failure
-	// takes a second one that names the offending field.
+	// The common case, well-formed data of a flat type whose keys are all
+	// spelled exactly, needs no strict decoder: json.Unmarshal decodes it
+	// the same, and only the top level has keys to check.
+	if known := flatFields(reflect.TypeFor[T]()); known != nil && json.Unmarshal(req.Data, &v) == nil &&
+		topKeysIn(req.Data, known) {
+		return v, nil
+	}
+	v = *new(T)
+	// Else one strict pass decides, and a failure takes a second one that
+	// names the offending field.
 	dec := json.NewDecoder(bytes.NewReader(req.Data))
 	dec.DisallowUnknownFields()
 	if dec.Decode(&v) == nil && !dec.More() {
@@ -231,6 +239,62 @@ func jsonFields(t reflect.Type) []string {
 		}
 	}
 	return names
+}
+
+// flatCache holds flatFields' answers by type.
+var flatCache sync.Map // reflect.Type to []string
+
+// flatFields returns the JSON names of the fields of t, a struct, when all
+// of them are named by a plain json tag and hold a string, a number, a bool
+// or a json.RawMessage, so that no object below the top level is decoded
+// into a struct; it returns nil for any other type.
+func flatFields(t reflect.Type) []string {
+	if names, ok := flatCache.Load(t); ok {
+		return names.([]string)
+	}
+	var names []string
+	flat := t.Kind() == reflect.Struct
+	for i := 0; flat && i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch f.Type.Kind() {
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32,
+			reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64, reflect.Float32:
+		default:
+			flat = f.Type == reflect.TypeFor[json.RawMessage]()
+		}
+		flat = flat && f.IsExported() && !f.Anonymous && name != "" && name != "-" && (opts == "" || opts == "omitempty")
+		names = append(names, name)
+	}
+	if !flat {
+		names = nil
+	}
+	flatCache.Store(t, names)
+	return names
+}
+
+// topKeysIn reports whether data, valid JSON, is an object whose keys are
+// all among known, spelled exactly and without escapes.
+func topKeysIn(data []byte, known []string) bool {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return false
+	}
+	if i = skipSpace(data, i+1); data[i] == '}' {
+		return true
+	}
+	for {
+		end := i + 1 + bytes.IndexByte(data[i+1:], '"')
+		key := data[i+1 : end]
+		if bytes.IndexByte(key, '\\') >= 0 || !slices.Contains(known, string(key)) {
+			return false
+		}
+		i = skipSpace(data, skipSpace(data, end+1)+1) // past ':'
+		if i = skipSpace(data, skipValue(data, i)); data[i] == '}' {
+			return true
+		}
+		i = skipSpace(data, i+1) // past ','
+	}
 }
 
 // jsonKind names the JSON kind a Go type is decoded from.

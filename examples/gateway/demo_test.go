@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,4 +233,36 @@ func TestMoney(t *testing.T) {
 	got, err = parseAmount("a", json.RawMessage(`0.10`), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), got)
+}
+
+// TestDecodeDataFastPath checks decodeData against the strict decoder it
+// stands for, on data its fast path takes and on data it must leave alone.
+func TestDecodeDataFastPath(t *testing.T) {
+	assert.Equal(t, []string{"amount", "currency", "method", "description"}, flatFields(reflect.TypeFor[paymentRequest]()))
+	assert.Nil(t, flatFields(reflect.TypeFor[orderRequest]()), "a type with a list of structs is not flat")
+	for _, data := range []string{
+		`{"amount":10.5,"currency":"EUR","method":"card","description":"x"}`,
+		` { "amount" : "10" , "currency" : "EUR" } `,
+		`{}`,
+		`{"Amount":10,"currency":"EUR"}`,
+		`{"amount":10,"currency":"EUR","extra":{"a":1}}`,
+		`{"amount":10,"currency":1}`,
+		`{"curr\u0065ncy":"EUR"}`,
+		`[1]`,
+		`"s"`,
+		`{"amount":1}{"amount":2}`,
+	} {
+		got, gotErr := decodeData[paymentRequest](demoReq("r", "u", data))
+		var want paymentRequest
+		dec := json.NewDecoder(strings.NewReader(data))
+		dec.DisallowUnknownFields()
+		strictOK := dec.Decode(&want) == nil && !dec.More()
+		if (gotErr == nil) != strictOK {
+			t.Errorf("decodeData(%s) = %v, want ok %v", data, gotErr, strictOK)
+			continue
+		}
+		if strictOK {
+			assert.Equal(t, want, got, "decodeData(%s)", data)
+		}
+	}
 }
