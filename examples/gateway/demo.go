@@ -246,7 +246,7 @@ var flatCache sync.Map // reflect.Type to []string
 
 // flatFields returns the JSON names of the fields of t, a struct, when all
 // of them are named by a plain json tag and hold a string, a number, a bool
-// or a json.RawMessage, so that no object below the top level is decoded
+// or a json.RawMessage, or a pointer to one, so that no object below the top level is decoded
 // into a struct; it returns nil for any other type.
 func flatFields(t reflect.Type) []string {
 	if names, ok := flatCache.Load(t); ok {
@@ -257,11 +257,15 @@ func flatFields(t reflect.Type) []string {
 	for i := 0; flat && i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch f.Type.Kind() {
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem() // null or the value, the same to either decoder
+		}
+		switch ft.Kind() {
 		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32,
 			reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64, reflect.Float32:
 		default:
-			flat = f.Type == reflect.TypeFor[json.RawMessage]()
+			flat = ft == reflect.TypeFor[json.RawMessage]()
 		}
 		flat = flat && f.IsExported() && !f.Anonymous && name != "" && name != "-" && (opts == "" || opts == "omitempty")
 		names = append(names, name)

@@ -239,6 +239,7 @@ func TestMoney(t *testing.T) {
 // stands for, on data its fast path takes and on data it must leave alone.
 func TestDecodeDataFastPath(t *testing.T) {
 	assert.Equal(t, []string{"amount", "currency", "method", "description"}, flatFields(reflect.TypeFor[paymentRequest]()))
+	assert.Equal(t, []string{"action", "sku", "quantity"}, flatFields(reflect.TypeFor[inventoryRequest]()))
 	assert.Nil(t, flatFields(reflect.TypeFor[orderRequest]()), "a type with a list of structs is not flat")
 	for _, data := range []string{
 		`{"amount":10.5,"currency":"EUR","method":"card","description":"x"}`,
@@ -252,17 +253,33 @@ func TestDecodeDataFastPath(t *testing.T) {
 		`"s"`,
 		`{"amount":1}{"amount":2}`,
 	} {
-		got, gotErr := decodeData[paymentRequest](demoReq("r", "u", data))
-		var want paymentRequest
-		dec := json.NewDecoder(strings.NewReader(data))
-		dec.DisallowUnknownFields()
-		strictOK := dec.Decode(&want) == nil && !dec.More()
-		if (gotErr == nil) != strictOK {
-			t.Errorf("decodeData(%s) = %v, want ok %v", data, gotErr, strictOK)
-			continue
-		}
-		if strictOK {
-			assert.Equal(t, want, got, "decodeData(%s)", data)
-		}
+		decodeDataMatchesStrict[paymentRequest](t, data)
+	}
+	for _, data := range []string{
+		`{"action":"stock","sku":"SKU-001"}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":3}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":null}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":1.5}`,
+		`{"action":"reserve","Quantity":2}`,
+	} {
+		decodeDataMatchesStrict[inventoryRequest](t, data)
+	}
+}
+
+// decodeDataMatchesStrict checks that decodeData[T] takes data exactly when
+// a strict decoder does, and decodes it the same.
+func decodeDataMatchesStrict[T any](t *testing.T, data string) {
+	t.Helper()
+	got, gotErr := decodeData[T](demoReq("r", "u", data))
+	var want T
+	dec := json.NewDecoder(strings.NewReader(data))
+	dec.DisallowUnknownFields()
+	strictOK := dec.Decode(&want) == nil && !dec.More()
+	if (gotErr == nil) != strictOK {
+		t.Errorf("decodeData(%s) = %v, want ok %v", data, gotErr, strictOK)
+		return
+	}
+	if strictOK {
+		assert.Equal(t, want, got, "decodeData(%s)", data)
 	}
 }
