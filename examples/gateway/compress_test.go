@@ -74,6 +74,7 @@ services:
 		plainResp, plain := send(http.MethodPost, "/api/v1/services/echo/process", large, false)
 		require.Equal(t, http.StatusOK, plainResp.StatusCode, "body %s", plain)
 		assert.Empty(t, plainResp.Header.Get("Content-Encoding"), "not asked, not compressed")
+		assert.Contains(t, plainResp.Header.Values("Vary"), "Accept-Encoding", "caches must still tell the two apart")
 		require.Greater(t, len(plain), 4096)
 
 		gzResp, body := send(http.MethodPost, "/api/v1/services/echo/process", large, true)
@@ -112,4 +113,26 @@ services:
 		assert.Contains(t, string(msg), `"type":"hello"`, "plain JSON messages")
 		c.Close(websocket.StatusNormalClosure, "")
 	})
+}
+
+// TestMayAcceptGzip checks what lets a request bypass gzhttp: only an
+// Accept-Encoding header that cannot name gzip.
+func TestMayAcceptGzip(t *testing.T) {
+	for _, tc := range []struct {
+		ae   string
+		want bool
+	}{
+		{"", false},
+		{"identity", false},
+		{"br, zstd", false},
+		{"gzi", false},
+		{"gzip", true},
+		{"GZip;q=0.5", true},
+		{"br, gzip;q=0", true}, // gzhttp decides that q=0 means no
+		{"x-gzip", true},
+	} {
+		if got := mayAcceptGzip(tc.ae); got != tc.want {
+			t.Errorf("mayAcceptGzip(%q) = %v, want %v", tc.ae, got, tc.want)
+		}
+	}
 }
