@@ -17,7 +17,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"github.com/proxykit/proxy/internal/jsonesc"
+	"github.com/proxykit/proxy/internal/jsonlex"
 )
 
 const (
@@ -326,7 +326,7 @@ func unescape(dst, s []byte) []byte {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, _ := jsonesc.Hex4(s[i+1:])
+			r, _ := jsonlex.Hex4(s[i+1:])
 			dst = utf8.AppendRune(dst, r)
 			i += 4
 		default: // '"' and '\\'
@@ -368,40 +368,12 @@ func (c *canonicalizer) literal(out []byte, lit string) ([]byte, bool) {
 // number copies the number at the position, which it checks against the
 // JSON grammar.
 func (c *canonicalizer) number(out []byte) ([]byte, bool) {
-	d, p := c.src, c.pos
-	digits := func() bool {
-		start := p
-		for p < len(d) && '0' <= d[p] && d[p] <= '9' {
-			p++
-		}
-		return p > start
-	}
-	if d[p] == '-' {
-		p++
-	}
-	switch {
-	case p < len(d) && d[p] == '0':
-		p++
-	case !digits():
+	end, ok := jsonlex.NumberEnd(c.src, c.pos)
+	if !ok {
 		return out, false
 	}
-	if p < len(d) && d[p] == '.' {
-		p++
-		if !digits() {
-			return out, false
-		}
-	}
-	if p < len(d) && (d[p] == 'e' || d[p] == 'E') {
-		p++
-		if p < len(d) && (d[p] == '+' || d[p] == '-') {
-			p++
-		}
-		if !digits() {
-			return out, false
-		}
-	}
-	out = append(out, d[c.pos:p]...)
-	c.pos = p
+	out = append(out, c.src[c.pos:end]...)
+	c.pos = end
 	return out, true
 }
 
@@ -441,7 +413,7 @@ func (c *canonicalizer) str(out []byte) (_ []byte, escaped, ok bool) {
 				c.pos = i + 1
 				return append(out, '"'), escaped, true
 			case '\\':
-				r, n := jsonesc.Unescape(d[i:])
+				r, n := jsonlex.Unescape(d[i:])
 				if n == 0 {
 					return out, false, false
 				}

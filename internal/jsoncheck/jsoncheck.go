@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/proxykit/proxy/internal/jsonesc"
+	"github.com/proxykit/proxy/internal/jsonlex"
 )
 
 const (
@@ -260,40 +260,11 @@ func (s *scanner) literal(lit string) bool {
 // number scans a number and reports whether it is well-formed. The byte
 // after it is the caller's to check.
 func (s *scanner) number() bool {
-	d, p := s.data, s.pos
-	digits := func() bool {
-		start := p
-		for p < len(d) && '0' <= d[p] && d[p] <= '9' {
-			p++
-		}
-		return p > start
+	end, ok := jsonlex.NumberEnd(s.data, s.pos)
+	if ok {
+		s.pos = end
 	}
-	if d[p] == '-' {
-		p++
-	}
-	switch {
-	case p < len(d) && d[p] == '0':
-		p++
-	case !digits():
-		return false
-	}
-	if p < len(d) && d[p] == '.' {
-		p++
-		if !digits() {
-			return false
-		}
-	}
-	if p < len(d) && (d[p] == 'e' || d[p] == 'E') {
-		p++
-		if p < len(d) && (d[p] == '+' || d[p] == '-') {
-			p++
-		}
-		if !digits() {
-			return false
-		}
-	}
-	s.pos = p
-	return true
+	return ok
 }
 
 // str scans the string that starts at the scanner's position and leaves the
@@ -326,7 +297,7 @@ func (s *scanner) str() (reason string, ok bool) {
 			case 'b', 'f', 'n', 'r', 't':
 				return reasonControl, true // valid JSON for a control character
 			case 'u':
-				r, ok := jsonesc.Hex4(d[s.pos+2:])
+				r, ok := jsonlex.Hex4(d[s.pos+2:])
 				if !ok {
 					return "", false
 				}
@@ -335,7 +306,7 @@ func (s *scanner) str() (reason string, ok bool) {
 					return reasonControl, true
 				case utf16IsHigh(r):
 					if s.pos+7 < len(d) && d[s.pos+6] == '\\' && d[s.pos+7] == 'u' {
-						if low, ok := jsonesc.Hex4(d[s.pos+8:]); ok && utf16IsLow(low) {
+						if low, ok := jsonlex.Hex4(d[s.pos+8:]); ok && utf16IsLow(low) {
 							s.pos += 12
 							continue
 						}

@@ -1,7 +1,8 @@
-// Package jsonesc decodes the escapes of JSON strings, for the hand-written
-// scanners of internal/canonjson and internal/jsoncheck, which must agree
-// with each other and with encoding/json on what an escape means.
-package jsonesc
+// Package jsonlex holds the lexical pieces of JSON that the hand-written
+// scanners of internal/canonjson and internal/jsoncheck share: the grammar
+// of a number and the escapes of a string. The two must agree with each
+// other and with encoding/json on both.
+package jsonlex
 
 import (
 	"unicode/utf16"
@@ -70,4 +71,43 @@ func Hex4(b []byte) (rune, bool) {
 		r = r<<4 | rune(c)
 	}
 	return r, true
+}
+
+// NumberEnd returns the index just after the JSON number that starts at
+// d[p], and reports whether one does: an optional minus, an integer part
+// without leading zeros, an optional fraction and an optional exponent. The
+// byte after the number is the caller's to check.
+func NumberEnd(d []byte, p int) (int, bool) {
+	digits := func() bool {
+		start := p
+		for p < len(d) && '0' <= d[p] && d[p] <= '9' {
+			p++
+		}
+		return p > start
+	}
+	if p < len(d) && d[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(d) && d[p] == '0':
+		p++
+	case !digits():
+		return p, false
+	}
+	if p < len(d) && d[p] == '.' {
+		p++
+		if !digits() {
+			return p, false
+		}
+	}
+	if p < len(d) && (d[p] == 'e' || d[p] == 'E') {
+		p++
+		if p < len(d) && (d[p] == '+' || d[p] == '-') {
+			p++
+		}
+		if !digits() {
+			return p, false
+		}
+	}
+	return p, true
 }
