@@ -386,27 +386,7 @@ func BenchmarkBalanced(b *testing.B) {
 			for i := range svcs {
 				svcs[i] = balancedStatic
 			}
-			svc := proxy.Balanced(balancedPool(svcs, pk.p()))
-			ctx := b.Context()
-			b.Run("serial", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := svc.Process(ctx, aliceReq); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if _, err := svc.Process(ctx, aliceReq); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
+			benchProcess(b, proxy.Balanced(balancedPool(svcs, pk.p())), aliceReq)
 		})
 	}
 }

@@ -514,37 +514,7 @@ var breakerOK = proxy.ServiceFunc(func(context.Context, *proxy.Request) (*proxy.
 })
 
 func BenchmarkBreaker(b *testing.B) {
-	svc := proxy.Chain(breakerOK, proxy.Breaker(breaker.New()))
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := svc.Process(ctx, aliceReq); err != nil {
-				b.Fatalf("Process() = %v, want nil", err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := svc.Process(ctx, aliceReq); err != nil {
-					b.Errorf("Process() = %v, want nil", err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("open", func(b *testing.B) {
-		br := breaker.New(breaker.WithConsecutiveFailures(1))
-		_ = br.Do(func() error { return errBreakerBackend })
-		svc := proxy.Chain(breakerOK, proxy.Breaker(br))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := svc.Process(ctx, aliceReq); !errors.Is(err, proxy.ErrCircuitOpen) {
-				b.Fatalf("Process() = %v, want %v", err, proxy.ErrCircuitOpen)
-			}
-		}
-	})
+	benchProcess(b, proxy.Chain(breakerOK, proxy.Breaker(breaker.New())), aliceReq)
 }
 
 // BenchmarkBreakerBaseline is the same service behind a bare gobreaker

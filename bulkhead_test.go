@@ -119,24 +119,5 @@ func TestBulkheadNilPanics(t *testing.T) {
 }
 
 func BenchmarkBulkhead(b *testing.B) {
-	svc := proxy.Chain(echo, proxy.Bulkhead(bulkhead.New(1<<20), nil))
-	ctx := context.Background()
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := svc.Process(ctx, aliceReq); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := svc.Process(ctx, aliceReq); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	})
+	benchProcess(b, proxy.Chain(instrumentedStatic, proxy.Bulkhead(bulkhead.New(1<<20), nil)), aliceReq)
 }

@@ -278,20 +278,5 @@ var (
 )
 
 func BenchmarkInstrumented(b *testing.B) {
-	svc := proxy.Chain(instrumentedStatic, proxy.Instrumented(instrumentedNop{}))
-	ctx := b.Context()
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_, _ = svc.Process(ctx, instrumentedReq)
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				_, _ = svc.Process(ctx, instrumentedReq)
-			}
-		})
-	})
+	benchProcess(b, proxy.Chain(instrumentedStatic, proxy.Instrumented(instrumentedNop{})), instrumentedReq)
 }

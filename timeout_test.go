@@ -178,24 +178,5 @@ func TestTimeoutPanics(t *testing.T) {
 }
 
 func BenchmarkTimeout(b *testing.B) {
-	svc := proxy.Chain(breakerOK, proxy.Timeout(time.Minute))
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := svc.Process(ctx, aliceReq); err != nil {
-				b.Fatalf("Process() = %v, want nil", err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := svc.Process(ctx, aliceReq); err != nil {
-					b.Errorf("Process() = %v, want nil", err)
-					return
-				}
-			}
-		})
-	})
+	benchProcess(b, proxy.Chain(breakerOK, proxy.Timeout(time.Minute)), aliceReq)
 }
