@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/proxykit/proxy/audit"
+	"github.com/proxykit/proxy/internal/deadline"
 )
 
 // DefaultAuditTimeout is how long [Audited] waits for its sink to record an
@@ -192,7 +193,8 @@ func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 		if next == nil {
 			panic("proxy: Audited around a nil Service")
 		}
-		return &audited{next: next, sink: sink, cfg: cfg, redactor: redactor}
+		_, system := cfg.clock.(systemClock)
+		return &audited{next: next, sink: sink, cfg: cfg, redactor: redactor, system: system}
 	}
 }
 
@@ -201,6 +203,10 @@ type audited struct {
 	sink     audit.Sink
 	cfg      auditConfig
 	redactor *audit.Redactor // nil when no field is kept
+	// system reports whether cfg.clock is the system clock, whose start
+	// time carries a monotonic reading: the duration is then time.Since,
+	// one monotonic read instead of a second wall-clock one.
+	system bool
 }
 
 func (a *audited) Process(ctx context.Context, req *Request) (*Response, error) {
@@ -244,7 +250,7 @@ func (a *audited) event(req *Request, start time.Time, fields map[string]any, re
 		Role:      req.Meta(MetaRole),
 		Service:   req.Service,
 		Outcome:   OutcomeOf(err).String(),
-		Duration:  a.cfg.clock.Now().Sub(start),
+		Duration:  a.since(start),
 		TraceID:   req.Meta(MetaTraceID),
 		Fields:    fields,
 	}
@@ -257,12 +263,22 @@ func (a *audited) event(req *Request, start time.Time, fields map[string]any, re
 	return ev
 }
 
+// since returns the time elapsed since start.
+func (a *audited) since(start time.Time) time.Duration {
+	if a.system {
+		return time.Since(start)
+	}
+	return a.cfg.clock.Now().Sub(start)
+}
+
 // write records ev, waiting at most the audit timeout, even when ctx is
 // already done: the call happened and must be recorded. The values of ctx
-// (a trace span, say) are kept.
+// (a trace span, say) are kept. The timeout's timer is armed only for a
+// sink that waits on the context's Done (see internal/deadline): most
+// sinks write to a buffer and return.
 func (a *audited) write(ctx context.Context, ev audit.Event) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.timeout)
-	defer cancel()
+	wctx := deadline.New(context.WithoutCancel(ctx), a.cfg.timeout, nil)
+	defer wctx.Finish()
 	return a.sink.Write(wctx, ev)
 }
 
