@@ -112,6 +112,36 @@ func TestTimeoutDeadlineAndCause(t *testing.T) {
 	})
 }
 
+// TestTimeoutWithoutDone checks a service that never waits on ctx.Done but
+// polls ctx.Err between steps of work, as a CPU-bound service does: it sees
+// the deadline and the proxy's cause, and the caller gets a timeout.
+func TestTimeoutWithoutDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			steps int
+			cause error
+		)
+		svc := proxy.Chain(proxy.ServiceFunc(func(ctx context.Context, _ *proxy.Request) (*proxy.Response, error) {
+			for ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond) // a step of work
+				steps++
+			}
+			cause = context.Cause(ctx)
+			return nil, errors.New("stopped early")
+		}), proxy.Timeout(time.Second))
+		_, err := svc.Process(ctx, aliceReq)
+		if steps != 10 {
+			t.Errorf("the service made %d steps, want 10 (1s in steps of 100ms)", steps)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Process() = %v, want an error matching %v", err, context.DeadlineExceeded)
+		}
+		if !errors.Is(cause, context.DeadlineExceeded) || !strings.Contains(cause.Error(), "proxy: timeout after 1s") {
+			t.Errorf("context.Cause() = %v, want the proxy's timeout", cause)
+		}
+	})
+}
+
 func TestTimeoutCallerDeadlineWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var deadline time.Time
