@@ -24,6 +24,14 @@ var (
 // with runtime.Goexit.
 var errGoexit = errors.New("breaker: call ended by runtime.Goexit")
 
+// errPanicked is the failure the fast path records for a call that
+// panicked or ended with runtime.Goexit.
+var errPanicked = errors.New("breaker: call panicked or exited")
+
+// errStale marks, as excluded, a fast-path success recorded after the
+// breaker changed state.
+var errStale = errors.New("breaker: call began before the breaker changed state")
+
 // A Breaker is a circuit breaker: it lets calls through while they succeed,
 // stops them for a cool-down once too many fail, then lets a few probes
 // through to find out whether the service behind it has recovered.
@@ -34,6 +42,10 @@ type Breaker struct {
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	name     string
 	excluded func(error) bool
+
+	// fast is the closed state's success path that bypasses gobreaker (see
+	// fastpath.go); nil when the trip rule needs every success counted.
+	fast *fastPath
 
 	// dirty reports whether queue holds events not yet delivered. It is
 	// written with mu held and read without it, so that a call that changed
@@ -72,6 +84,9 @@ func New(opts ...Option) *Breaker {
 		c.consecutive = DefaultConsecutiveFailures
 	}
 	b := &Breaker{name: c.name, excluded: c.excluded}
+	if c.ratio == 0 {
+		b.fast = newFastPath(c.interval)
+	}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:          c.name,
 		MaxRequests:   c.probes,
@@ -123,7 +138,11 @@ func (b *Breaker) State() State {
 
 // Counts returns the breaker's counts since they were last cleared.
 func (b *Breaker) Counts() Counts {
-	return countsOf(b.cb.Counts())
+	c := countsOf(b.cb.Counts())
+	if b.fast != nil {
+		b.fast.addTo(&c)
+	}
+	return c
 }
 
 // Do calls fn if the breaker lets the call through, and returns fn's error.
@@ -147,8 +166,31 @@ func (b *Breaker) Do(fn func() error) error {
 	if fn == nil {
 		panic("breaker: Do with a nil function")
 	}
-	exiting := false // set when fn ends with runtime.Goexit
+	if b.fast != nil {
+		if ok, started := b.fast.open(); ok {
+			return b.doFast(fn, started)
+		}
+	}
+	return b.through(fn)
+}
+
+// through runs fn through gobreaker: every call but the fast path's
+// successes (see fastpath.go).
+func (b *Breaker) through(fn func() error) error {
+	var seen uint64
+	if b.fast != nil {
+		seen = b.fast.finished.Load()
+	}
+	var (
+		called   bool // fn was let through
+		returned bool // fn returned, rather than panicking or exiting
+		failed   bool // fn returned an error that counts as a failure
+		exiting  bool // fn ended with runtime.Goexit
+	)
 	defer func() {
+		if b.fast != nil && called && !returned {
+			b.fast.failureFinished() // fn panicked or exited: a failure
+		}
 		if exiting {
 			// Stop errGoexit, raised below and again by gobreaker once it
 			// recorded the failure; the runtime then carries on with the
@@ -160,12 +202,15 @@ func (b *Breaker) Do(fn func() error) error {
 		}
 	}()
 	_, err := b.cb.Execute(func() (struct{}, error) {
+		called = true
 		// gobreaker's Execute sees only returns and panics: turn a Goexit
 		// into a panic for it, so that it records a failure.
-		returned := false
 		defer func() {
 			if returned {
 				return
+			}
+			if b.fast != nil {
+				b.fast.failureStarting()
 			}
 			if r := recover(); r != nil {
 				panic(r) // a real panic: gobreaker records it and raises it again
@@ -175,11 +220,22 @@ func (b *Breaker) Do(fn func() error) error {
 		}()
 		err := fn()
 		returned = true
-		if err != nil && !isExcluded(err) && b.excluded(err) {
+		if err != nil && err != errPanicked && !isExcluded(err) && b.excluded(err) {
 			err = &excludedError{err: err} // Do unwraps it again
+		}
+		failed = err != nil && !isExcluded(err)
+		if failed && b.fast != nil {
+			b.fast.failureStarting()
 		}
 		return struct{}{}, err
 	})
+	if b.fast != nil && called {
+		if failed {
+			b.fast.failureFinished()
+		} else if err == nil {
+			b.fast.succeeded(seen)
+		}
+	}
 	if x, ok := err.(*excludedError); ok {
 		return x.err
 	}

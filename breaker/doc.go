@@ -8,7 +8,7 @@
 // around it: options with documented defaults, a classifier of errors that
 // do not count, state-change events delivered outside every lock, correct
 // accounting of calls that panic or exit their goroutine, and a closed
-// success path that does not allocate.
+// success path that neither allocates nor reads the wall clock.
 //
 // # When to use it
 //
@@ -50,6 +50,22 @@
 // made the change (or of a call that is already delivering). No goroutine is
 // started for it, so a subscriber runs in some caller's time and must be
 // quick.
+//
+// # The closed state's fast path
+//
+// gobreaker reads the wall clock twice and takes its mutex twice for every
+// call. Under the consecutive-failures rule (the default), a success changes
+// nothing in its decisions while no failure is counted, so a closed Breaker
+// with no failure pending runs the call without telling gobreaker, and
+// counts the success itself: about 35 ns instead of 130, and no lock shared
+// by the callers. Failures, panics, excluded errors, the first success after
+// a failure (and a fast success that ends after a failure began) and every
+// call while the breaker is open or half-open go through gobreaker, so the
+// trip decisions are gobreaker's, made on the same order of completions it
+// would have seen. A call that began before a change of state, or more than
+// the counting window before it ended, counts neither way, as in gobreaker.
+// The failure-ratio rule needs every success counted, so a Breaker with
+// [WithFailureRatio] has no fast path.
 //
 // # Concurrency and time
 //

@@ -53,7 +53,10 @@ func stateOf(s gobreaker.State) State {
 
 // Counts holds the numbers of calls a [Breaker] has seen since its counts
 // were last cleared: at every change of state, and as calls age out of the
-// counting window in the closed state (see [WithInterval]).
+// counting window in the closed state (see [WithInterval]). Successes that
+// take the closed state's fast path (see the package documentation) are
+// counted since the last change of state, without ageing out, and only once
+// they have ended.
 type Counts struct {
 	// Requests is the number of calls let through, including those still
 	// running and those excluded from the counts.

@@ -1,0 +1,159 @@
+package breaker_test
+
+import (
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/proxykit/proxy/breaker"
+)
+
+func succeedNow() error { return nil }
+
+// TestFastPathKeepsFailuresApart runs one caller that alternates a failure
+// and a success against callers that only succeed, with a threshold of two
+// consecutive failures. In every order gobreaker could record them, the
+// alternating caller's own success separates its failures, so the breaker
+// must never open; it would if a success that follows a failure were left
+// on the fast path, uncounted.
+func TestFastPathKeepsFailuresApart(t *testing.T) {
+	b := breaker.New(breaker.WithConsecutiveFailures(2))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 2000 {
+			_ = b.Do(fail)
+			if err := b.Do(succeedNow); err != nil {
+				t.Errorf("Do(ok) = %v, want nil", err)
+				return
+			}
+		}
+	})
+	for range 3 {
+		wg.Go(func() {
+			for range 4000 {
+				if err := b.Do(succeedNow); err != nil {
+					t.Errorf("Do(ok) = %v, want nil: the breaker opened", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wantState(t, b, breaker.Closed)
+	if c := b.Counts(); c.TotalFailures != 2000 || c.TotalSuccesses != 14000 || c.Requests != 16000 {
+		t.Errorf("Counts() = %+v, want 2000 failures and 14000 successes of 16000 requests", c)
+	}
+}
+
+// TestFastPathSuccessEndingBetweenFailures starts a success on the fast
+// path, lets a failure through while it runs, and ends it before a second
+// failure: it ended between the two, so it resets the count, as it would
+// have in gobreaker, and the breaker stays closed.
+func TestFastPathSuccessEndingBetweenFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(2))
+		release := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			done <- b.Do(func() error { <-release; return nil })
+		}()
+		synctest.Wait() // the slow success is running
+		_ = b.Do(fail)
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("Do(slow ok) = %v, want nil", err)
+		}
+		_ = b.Do(fail)
+		wantState(t, b, breaker.Closed)
+		if c := b.Counts(); c.ConsecutiveFailures != 1 || c.TotalSuccesses != 1 {
+			t.Errorf("Counts() = %+v, want 1 consecutive failure and 1 success", c)
+		}
+		_ = b.Do(fail)
+		wantState(t, b, breaker.Open)
+	})
+}
+
+// TestFastPathStaleFailure lets a call begin on the fast path while the
+// breaker is closed and fail after the breaker has opened and turned
+// half-open: the failure belongs to an earlier state and must not take the
+// probe's place or reopen the breaker.
+func TestFastPathStaleFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(1), breaker.WithCooldown(10*time.Second))
+		release := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			done <- b.Do(func() error { <-release; return errBoom })
+		}()
+		synctest.Wait()
+		_ = b.Do(fail)
+		wantState(t, b, breaker.Open)
+		time.Sleep(10*time.Second + time.Millisecond)
+		wantState(t, b, breaker.HalfOpen)
+		close(release)
+		if err := <-done; err != errBoom {
+			t.Fatalf("Do(stale failure) = %v, want %v", err, errBoom)
+		}
+		wantState(t, b, breaker.HalfOpen)
+		if err := b.Do(succeedNow); err != nil {
+			t.Fatalf("the probe: Do(ok) = %v, want nil (its place was free)", err)
+		}
+		wantState(t, b, breaker.Closed)
+	})
+}
+
+// TestFastPathStaleSuccess lets a success begun in the closed state end
+// while the breaker is half-open: it must not count as the probe's success.
+func TestFastPathStaleSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(1), breaker.WithCooldown(10*time.Second), breaker.WithHalfOpenProbes(1))
+		release := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			done <- b.Do(func() error { <-release; return nil })
+		}()
+		synctest.Wait()
+		_ = b.Do(fail)
+		time.Sleep(10*time.Second + time.Millisecond)
+		wantState(t, b, breaker.HalfOpen)
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("Do(stale ok) = %v, want nil", err)
+		}
+		wantState(t, b, breaker.HalfOpen)
+	})
+}
+
+// TestFastPathCounts checks the counts of successes that never reached
+// gobreaker, and that they start again at every change of state.
+func TestFastPathCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(3), breaker.WithCooldown(time.Second))
+		for range 10 {
+			_ = b.Do(succeedNow)
+		}
+		want := breaker.Counts{Requests: 10, TotalSuccesses: 10, ConsecutiveSuccesses: 10}
+		if c := b.Counts(); c != want {
+			t.Fatalf("Counts() after 10 successes = %+v, want %+v", c, want)
+		}
+		_ = b.Do(fail)
+		want = breaker.Counts{Requests: 11, TotalSuccesses: 10, TotalFailures: 1, ConsecutiveFailures: 1}
+		if c := b.Counts(); c != want {
+			t.Fatalf("Counts() after a failure = %+v, want %+v", c, want)
+		}
+		_ = b.Do(succeedNow) // through gobreaker: it follows a failure
+		_ = b.Do(succeedNow) // fast again
+		want = breaker.Counts{Requests: 13, TotalSuccesses: 12, TotalFailures: 1, ConsecutiveSuccesses: 2}
+		if c := b.Counts(); c != want {
+			t.Fatalf("Counts() after two more successes = %+v, want %+v", c, want)
+		}
+		trip(t, b, 3)
+		time.Sleep(time.Second + time.Millisecond)
+		_ = b.Do(succeedNow) // the probe closes it
+		wantState(t, b, breaker.Closed)
+		if c := b.Counts(); c != (breaker.Counts{}) {
+			t.Fatalf("Counts() after closing again = %+v, want zero", c)
+		}
+	})
+}
