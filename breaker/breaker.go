@@ -43,8 +43,8 @@ type Breaker struct {
 	name     string
 	excluded func(error) bool
 
-	// fast is the closed state's success path that bypasses gobreaker (see
-	// fastpath.go); nil when the trip rule needs every success counted.
+	// fast holds what lets calls bypass gobreaker: the closed state's
+	// successes and the open state's rejections (see fastpath.go).
 	fast *fastPath
 
 	// dirty reports whether queue holds events not yet delivered. It is
@@ -84,9 +84,7 @@ func New(opts ...Option) *Breaker {
 		c.consecutive = DefaultConsecutiveFailures
 	}
 	b := &Breaker{name: c.name, excluded: c.excluded}
-	if c.ratio == 0 {
-		b.fast = newFastPath(c.interval)
-	}
+	b.fast = newFastPath(c.interval, c.cooldown, c.ratio == 0)
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:          c.name,
 		MaxRequests:   c.probes,
@@ -139,9 +137,7 @@ func (b *Breaker) State() State {
 // Counts returns the breaker's counts since they were last cleared.
 func (b *Breaker) Counts() Counts {
 	c := countsOf(b.cb.Counts())
-	if b.fast != nil {
-		b.fast.addTo(&c)
-	}
+	b.fast.addTo(&c)
 	return c
 }
 
@@ -166,10 +162,11 @@ func (b *Breaker) Do(fn func() error) error {
 	if fn == nil {
 		panic("breaker: Do with a nil function")
 	}
-	if b.fast != nil {
-		if ok, started := b.fast.open(); ok {
-			return b.doFast(fn, started)
-		}
+	if ok, started := b.fast.open(); ok {
+		return b.doFast(fn, started)
+	}
+	if b.fast.rejecting() {
+		return ErrOpen
 	}
 	return b.through(fn)
 }
@@ -177,10 +174,7 @@ func (b *Breaker) Do(fn func() error) error {
 // through runs fn through gobreaker: every call but the fast path's
 // successes (see fastpath.go).
 func (b *Breaker) through(fn func() error) error {
-	var seen uint64
-	if b.fast != nil {
-		seen = b.fast.finished.Load()
-	}
+	seen := b.fast.finished.Load()
 	var (
 		called   bool // fn was let through
 		returned bool // fn returned, rather than panicking or exiting
@@ -188,7 +182,7 @@ func (b *Breaker) through(fn func() error) error {
 		exiting  bool // fn ended with runtime.Goexit
 	)
 	defer func() {
-		if b.fast != nil && called && !returned {
+		if called && !returned {
 			b.fast.failureFinished() // fn panicked or exited: a failure
 		}
 		if exiting {
@@ -209,9 +203,7 @@ func (b *Breaker) through(fn func() error) error {
 			if returned {
 				return
 			}
-			if b.fast != nil {
-				b.fast.failureStarting()
-			}
+			b.fast.failureStarting()
 			if r := recover(); r != nil {
 				panic(r) // a real panic: gobreaker records it and raises it again
 			}
@@ -224,12 +216,12 @@ func (b *Breaker) through(fn func() error) error {
 			err = &excludedError{err: err} // Do unwraps it again
 		}
 		failed = err != nil && !isExcluded(err)
-		if failed && b.fast != nil {
+		if failed {
 			b.fast.failureStarting()
 		}
 		return struct{}{}, err
 	})
-	if b.fast != nil && called {
+	if called {
 		if failed {
 			b.fast.failureFinished()
 		} else if err == nil {

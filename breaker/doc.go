@@ -65,7 +65,11 @@
 // would have seen. A call that began before a change of state, or more than
 // the counting window before it ended, counts neither way, as in gobreaker.
 // The failure-ratio rule needs every success counted, so a Breaker with
-// [WithFailureRatio] has no fast path.
+// [WithFailureRatio] sends every call to gobreaker. An open Breaker
+// likewise rejects calls without asking gobreaker until its cool-down has
+// ended (a monotonic clock read, against gobreaker's lock and wall-clock
+// read); the first call after that goes to gobreaker, which turns it
+// half-open.
 //
 // # Concurrency and time
 //

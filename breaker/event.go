@@ -62,9 +62,7 @@ func (b *Breaker) Subscribe(fn func(Event)) (cancel func()) {
 // record is gobreaker's OnStateChange. gobreaker calls it with its mutex
 // held, so it only queues the event; flush delivers it later.
 func (b *Breaker) record(name string, from, to gobreaker.State) {
-	if b.fast != nil {
-		b.fast.changed(to == gobreaker.StateClosed)
-	}
+	b.fast.changed(stateOf(to))
 	ev := Event{Name: name, From: stateOf(from), To: stateOf(to), At: time.Now()}
 	b.mu.Lock()
 	if len(b.subs) > 0 {

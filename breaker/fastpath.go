@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -30,10 +31,17 @@ type fastPath struct {
 	// interval is the counting window: a call that took longer counts
 	// neither way.
 	interval time.Duration
+	// cooldown is how long the breaker stays open.
+	cooldown time.Duration
+	// skipSuccesses reports whether the trip rule lets successes bypass
+	// gobreaker: only the consecutive-failures rule does.
+	skipSuccesses bool
 
-	// closed mirrors gobreaker's state being Closed. It is written by
-	// Breaker.record, under gobreaker's lock.
-	closed atomic.Bool
+	// state mirrors gobreaker's state, and openUntil (monotonic time since
+	// epoch) when an open state's cool-down ends. Both are written by
+	// Breaker.record, under gobreaker's lock, when the state changes.
+	state     atomic.Int32
+	openUntil atomic.Int64
 	// generation counts gobreaker's changes of state, so that a call can
 	// tell whether the breaker changed state while it ran.
 	generation atomic.Uint64
@@ -47,13 +55,47 @@ type fastPath struct {
 	cleared atomic.Uint64
 
 	// successes counts the fast path's successes since the last change of
-	// state, and consecutiveFrom its value at the last recorded failure.
-	successes, consecutiveFrom atomic.Uint64
+	// state, and consecutiveFrom its total at the last recorded failure.
+	successes       stripedCount
+	consecutiveFrom atomic.Uint64
 }
 
-func newFastPath(interval time.Duration) *fastPath {
-	f := &fastPath{epoch: time.Now(), interval: interval}
-	f.closed.Store(true)
+// stripes is the number of stripes of a stripedCount: a power of two.
+const stripes = 16
+
+// A stripedCount is a counter that many goroutines add to at once. Each
+// adds to a stripe chosen at random, on a cache line of its own, so that
+// callers on different cores seldom write the same line; a read sums them.
+// The fields the fast path reads on every call are kept off these lines.
+type stripedCount struct {
+	_       cacheLinePad
+	stripes [stripes]struct {
+		n atomic.Uint64
+		_ [56]byte // the rest of the stripe's 64-byte cache line
+	}
+}
+
+type cacheLinePad struct{ _ [64]byte }
+
+func (c *stripedCount) add() { c.stripes[rand.Uint32()&(stripes-1)].n.Add(1) }
+
+func (c *stripedCount) load() uint64 {
+	var n uint64
+	for i := range c.stripes {
+		n += c.stripes[i].n.Load()
+	}
+	return n
+}
+
+func (c *stripedCount) reset() {
+	for i := range c.stripes {
+		c.stripes[i].n.Store(0)
+	}
+}
+
+func newFastPath(interval, cooldown time.Duration, skipSuccesses bool) *fastPath {
+	f := &fastPath{epoch: time.Now(), interval: interval, cooldown: cooldown, skipSuccesses: skipSuccesses}
+	f.state.Store(int32(Closed))
 	return f
 }
 
@@ -61,7 +103,15 @@ func newFastPath(interval time.Duration) *fastPath {
 // started it was decided on.
 func (f *fastPath) open() (bool, uint64) {
 	started := f.started.Load()
-	return f.closed.Load() && started == f.cleared.Load(), started
+	return f.skipSuccesses && State(f.state.Load()) == Closed && started == f.cleared.Load(), started
+}
+
+// rejecting reports whether the breaker is open and its cool-down has not
+// ended: a call is then refused without asking gobreaker, which would read
+// the wall clock under its lock to find out the same. Once the cool-down
+// has ended, calls go to gobreaker, which turns half-open.
+func (f *fastPath) rejecting() bool {
+	return State(f.state.Load()) == Open && int64(time.Since(f.epoch)) < f.openUntil.Load()
 }
 
 // failureStarting is called just before gobreaker records a failure.
@@ -71,7 +121,7 @@ func (f *fastPath) failureStarting() { f.started.Add(1) }
 // failure announced by failureStarting.
 func (f *fastPath) failureFinished() {
 	f.finished.Add(1)
-	f.consecutiveFrom.Store(f.successes.Load())
+	f.consecutiveFrom.Store(f.successes.load())
 }
 
 // succeeded is called once gobreaker has recorded a success of a call that
@@ -91,19 +141,24 @@ func (f *fastPath) clear(n uint64) {
 // changed is called by Breaker.record, under gobreaker's lock, when the
 // breaker changes state: gobreaker clears its counts, so the failures
 // recorded so far no longer count.
-func (f *fastPath) changed(closed bool) {
+func (f *fastPath) changed(to State) {
 	f.generation.Add(1)
-	f.successes.Store(0)
+	f.successes.reset()
 	f.consecutiveFrom.Store(0)
-	if closed {
+	switch to {
+	case Closed:
 		f.clear(f.finished.Load())
+	case Open:
+		// gobreaker's cool-down began when it read the clock, a moment
+		// ago: this one ends no sooner.
+		f.openUntil.Store(int64(time.Since(f.epoch) + f.cooldown))
 	}
-	f.closed.Store(closed)
+	f.state.Store(int32(to))
 }
 
 // addTo adds the fast path's successes to gobreaker's counts c.
 func (f *fastPath) addTo(c *Counts) {
-	n := f.successes.Load()
+	n := f.successes.load()
 	consecutive := n - min(n, f.consecutiveFrom.Load())
 	c.Requests += uint32(n)
 	c.TotalSuccesses += uint32(n)
@@ -137,7 +192,7 @@ func (b *Breaker) doFast(fn func() error, started uint64) error {
 		b.recordOutcome(generation, began, nil)
 		return nil
 	}
-	f.successes.Add(1)
+	f.successes.add()
 	return nil
 }
 

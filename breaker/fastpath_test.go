@@ -157,3 +157,27 @@ func TestFastPathCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenRejectsUntilTheCooldownEnds checks the open state's rejections,
+// which do not ask gobreaker until the cool-down has ended: a call at its
+// last instant is rejected, the next one is a probe.
+func TestOpenRejectsUntilTheCooldownEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(1), breaker.WithCooldown(10*time.Second))
+		_ = b.Do(fail)
+		time.Sleep(10 * time.Second)
+		if err := b.Do(succeedNow); err != breaker.ErrOpen {
+			t.Fatalf("Do() at the end of the cool-down = %v, want %v", err, breaker.ErrOpen)
+		}
+		time.Sleep(time.Nanosecond)
+		if err := b.Do(succeedNow); err != nil {
+			t.Fatalf("Do() after the cool-down = %v, want nil (a probe)", err)
+		}
+		wantState(t, b, breaker.Closed)
+		_ = b.Do(fail) // open again, for another cool-down from now
+		time.Sleep(5 * time.Second)
+		if err := b.Do(succeedNow); err != breaker.ErrOpen {
+			t.Fatalf("Do() in the second cool-down = %v, want %v", err, breaker.ErrOpen)
+		}
+	})
+}
