@@ -44,7 +44,7 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 				Message: "send the body as JSON, with the header Content-Type: application/json"}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	body, err := readBody(w, r, maxBytes)
 	if err != nil {
 		return nil, bodyReadError(err)
 	}
@@ -74,6 +74,22 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 		env.Data = nil
 	}
 	return &env, nil
+}
+
+// readBody reads r's body, of at most maxBytes. A body that states its
+// length within the limit is read into a slice of that length, which the
+// server's body reader ends there; any other is read through
+// http.MaxBytesReader, which fails past the limit and has the server close
+// the connection.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= maxBytes {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 }
 
 // plainEnvelope decodes the common envelope without encoding/json: an

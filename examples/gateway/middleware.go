@@ -218,53 +218,75 @@ func (g *gateway) withCORS(next http.Handler) http.Handler {
 	})
 }
 
-// withJSONFallbacks answers what the mux does not route, a 404 or a 405,
-// with the gateway's JSON error instead of the mux's plain text, keeping the
-// mux's Allow header.
+// withJSONFallbacks answers what the mux does not route, a 404 or a 405
+// (or a redirect to the clean form of a path that matches nothing), with
+// the gateway's JSON error instead of the mux's plain text, keeping the
+// mux's Allow or Location header. It routes once: the mux itself, through
+// a fallbackWriter that takes over the answer when the mux found no
+// pattern.
 func withJSONFallbacks(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		fw := &fallbackWriter{ResponseWriter: w, r: r}
+		if r.RequestURI == "*" {
+			// The mux answers a bare 400 to these before routing; the
+			// gateway has always answered them as the mux routes them, a
+			// redirect.
+			h, _ := mux.Handler(r)
+			h.ServeHTTP(fw, r)
 			return
 		}
-		probe := &headerProbe{header: http.Header{}}
-		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", probe.header.Get("Allow"))
-			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
-				Message: clean(r.Method, 32) + " is not allowed here; allowed: " + probe.header.Get("Allow")})
-		case http.StatusNotFound:
-			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
-		default:
-			// A redirect to the clean form of the path ("//" or "/./"
-			// in it): the mux's status and Location, with a JSON body.
-			loc := probe.header.Get("Location")
-			w.Header().Set("Location", loc)
-			writeJSON(w, probe.status, map[string]string{"location": loc})
-		}
+		mux.ServeHTTP(fw, r)
 	})
 }
 
-// headerProbe records what the mux's fallback handler would answer without
-// sending it.
-type headerProbe struct {
-	header http.Header
-	status int
+// A fallbackWriter passes a routed call's answer through untouched. When
+// the mux routed nothing (it sets r.Pattern before calling the handler, and
+// leaves it empty for its own 404, 405 and redirect handlers), it answers
+// in JSON as soon as that handler sends its status, and drops the plain
+// text that follows.
+type fallbackWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	answered bool // the JSON answer is sent; the mux's own body is dropped
 }
 
-func (p *headerProbe) Header() http.Header { return p.header }
-
-func (p *headerProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
+func (f *fallbackWriter) WriteHeader(code int) {
+	switch {
+	case f.answered:
+	case f.r.Pattern != "":
+		f.ResponseWriter.WriteHeader(code)
+	default:
+		f.answered = true
+		f.answer(code)
 	}
-	return len(b), nil
 }
 
-func (p *headerProbe) WriteHeader(code int) {
-	if p.status == 0 {
-		p.status = code
+func (f *fallbackWriter) Write(b []byte) (int, error) {
+	if !f.answered && f.r.Pattern == "" {
+		f.WriteHeader(http.StatusOK)
+	}
+	if f.answered {
+		return len(b), nil
+	}
+	return f.ResponseWriter.Write(b)
+}
+
+func (f *fallbackWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// answer sends the JSON form of the mux's fallback answer with status,
+// whose headers (Allow, Location) the mux has set.
+func (f *fallbackWriter) answer(status int) {
+	w, r := f.ResponseWriter, f.r
+	switch status {
+	case http.StatusMethodNotAllowed:
+		allow := w.Header().Get("Allow")
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+			Message: clean(r.Method, 32) + " is not allowed here; allowed: " + allow})
+	case http.StatusNotFound:
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
+	default:
+		// A redirect to the clean form of the path ("//" or "/./" in
+		// it): the mux's status and Location, with a JSON body.
+		writeJSON(w, status, map[string]string{"location": w.Header().Get("Location")})
 	}
 }
