@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -19,6 +19,30 @@ import (
 // requestIDHeader carries the id that ties a call's log lines, audit record
 // and answer together.
 const requestIDHeader = "X-Request-ID"
+
+// requestIDKey is requestIDHeader in the canonical form of http.Header
+// keys, for reading and setting the header without canonicalizing its name
+// (which allocates) on every call.
+var requestIDKey = http.CanonicalHeaderKey(requestIDHeader)
+
+// newRequestID returns a fresh request id in the form crypto/rand.Text
+// gives: 26 characters of the standard base32 alphabet, 130 random bits.
+// They come from math/rand/v2, whose generator the runtime seeds from the
+// operating system, as a request id must be unique but need not be secret:
+// a caller may choose its own.
+func newRequestID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	var b [26]byte
+	var bits uint64
+	for i := range b {
+		if i%12 == 0 {
+			bits = rand.Uint64()
+		}
+		b[i] = alphabet[bits&31]
+		bits >>= 5
+	}
+	return string(b[:])
+}
 
 // safeID is what a caller's X-Request-ID or Idempotency-Key must look like
 // to be kept (a request id that does not is replaced by a fresh one, a key
@@ -93,6 +117,26 @@ func (ci *callInfo) setTraceID(id string) {
 
 type callInfoKey struct{}
 
+// A callContext is the context of one call: the request's, extended with
+// the call's callInfo (its value for callInfoKey), which it holds with the
+// value of the answer's X-Request-ID header, so that the three take one
+// allocation. Like any context whose Done and Value are its parent's, it
+// lets a context derived from it join the cancellation of the request's.
+type callContext struct {
+	context.Context
+	info     callInfo
+	idHeader [1]string
+}
+
+// Value returns the call's callInfo for callInfoKey, and the request
+// context's value for any other key.
+func (c *callContext) Value(key any) any {
+	if key == (callInfoKey{}) {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
 // info returns the callInfo of the call whose context is ctx.
 func info(ctx context.Context) *callInfo {
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
@@ -137,13 +181,17 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 		g.inflight.Add(1)
 		defer g.inflight.Done()
 		start := time.Now()
-		id := r.Header.Get(requestIDHeader)
-		if !isSafeID(id) {
-			id = rand.Text()
+		var id string
+		if v := r.Header[requestIDKey]; len(v) > 0 {
+			id = v[0]
 		}
-		w.Header().Set(requestIDHeader, id)
-		ci := &callInfo{id: id, base: g.log}
-		r = r.WithContext(context.WithValue(r.Context(), callInfoKey{}, ci))
+		if !isSafeID(id) {
+			id = newRequestID()
+		}
+		cc := &callContext{Context: r.Context(), info: callInfo{id: id, base: g.log}, idHeader: [1]string{id}}
+		w.Header()[requestIDKey] = cc.idHeader[:]
+		ci := &cc.info
+		r = r.WithContext(cc)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {

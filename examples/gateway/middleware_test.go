@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestJSONFallbacks checks the answers to what the mux does not route: its
@@ -76,4 +81,41 @@ func TestJSONFallbacks(t *testing.T) {
 			assert.Equal(t, tt.wantBody, w.Body.String(), "%s %s body", tt.method, tt.target)
 		})
 	}
+}
+
+// TestNewRequestID checks that fresh request ids take the form of
+// crypto/rand.Text's, and differ.
+func TestNewRequestID(t *testing.T) {
+	form := regexp.MustCompile(`^[A-Z2-7]{26}$`)
+	require.Regexp(t, form, rand.Text(), "the form of crypto/rand.Text")
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if !form.MatchString(id) || !isSafeID(id) {
+			t.Fatalf("newRequestID() = %q, want 26 characters of A-Z and 2-7", id)
+		}
+		if seen[id] {
+			t.Fatalf("newRequestID() = %q twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// TestCallContext checks the call's context: its callInfo under
+// callInfoKey, the request context's values and cancellation otherwise,
+// passed on to the contexts derived from it.
+func TestCallContext(t *testing.T) {
+	type otherKey struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), otherKey{}, "v"))
+	cc := &callContext{Context: parent, info: callInfo{id: "req-1"}}
+	child, cancelChild := context.WithTimeout(cc, time.Hour)
+	defer cancelChild()
+	assert.Same(t, &cc.info, info(child), "info(child)")
+	assert.Equal(t, "req-1", info(child).id, "info(child).id")
+	assert.Equal(t, "v", child.Value(otherKey{}), "child.Value(otherKey{})")
+	assert.NoError(t, child.Err(), "child.Err() before cancel")
+	cancel()
+	<-child.Done()
+	assert.ErrorIs(t, child.Err(), context.Canceled, "child.Err() after the request's context is canceled")
+	assert.ErrorIs(t, cc.Err(), context.Canceled, "cc.Err()")
 }
