@@ -379,3 +379,15 @@ func TestIsSafeID(t *testing.T) {
 		}
 	}
 }
+
+// TestIsSKU holds the hand-written check to the regexp that documents it.
+func TestIsSKU(t *testing.T) {
+	for _, sku := range []string{
+		"", "S", "SKU-001", "0", "-", "-A", "A-", "A--B", strings.Repeat("A", 32), strings.Repeat("A", 33),
+		"sku-001", "SKU 001", "SKU_001", "É", "A\n", "A/B", "@", "[", "`", ":", "Z", "9",
+	} {
+		if got, want := isSKU(sku), skuRE.MatchString(sku); got != want {
+			t.Errorf("isSKU(%q) = %v, want %v", sku, got, want)
+		}
+	}
+}

@@ -34,7 +34,11 @@ func (g *gateway) withCompression(next http.Handler) http.Handler {
 		if !mayAcceptGzip(r.Header.Get("Accept-Encoding")) {
 			// What gzhttp would do for this client, without its wrapper
 			// around w: the gateway never sets gzhttp's No-Gzip-Compression.
-			w.Header().Add("Vary", "Accept-Encoding")
+			if h := w.Header(); h["Vary"] == nil {
+				h["Vary"] = valueAcceptEncoding
+			} else {
+				h.Add("Vary", "Accept-Encoding")
+			}
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -194,11 +194,17 @@ func decodeData[T any](req *proxy.Request) (T, error) {
 		return v, invalid("data", "required: a JSON object")
 	}
 	// The common case, well-formed data of a flat type whose keys are all
-	// spelled exactly, needs no strict decoder: json.Unmarshal decodes it
-	// the same, and only the top level has keys to check.
-	if known := flatFields(reflect.TypeFor[T]()); known != nil && json.Unmarshal(req.Data, &v) == nil &&
-		topKeysIn(req.Data, known) {
-		return v, nil
+	// spelled exactly, needs no strict decoder: decodeFlat takes the
+	// plainest of it, json.Unmarshal decodes the rest the same, and only
+	// the top level has keys to check.
+	if ft := flatTypeOf(reflect.TypeFor[T]()); ft != nil {
+		if ft.fields != nil && decodeFlat(req.Data, reflect.ValueOf(&v).Elem(), ft) {
+			return v, nil
+		}
+		v = *new(T)
+		if json.Unmarshal(req.Data, &v) == nil && topKeysIn(req.Data, ft.names) {
+			return v, nil
+		}
 	}
 	v = *new(T)
 	// Else one strict pass decides, and a failure takes a second one that
@@ -238,42 +244,6 @@ func jsonFields(t reflect.Type) []string {
 			names = append(names, name)
 		}
 	}
-	return names
-}
-
-// flatCache holds flatFields' answers by type.
-var flatCache sync.Map // reflect.Type to []string
-
-// flatFields returns the JSON names of the fields of t, a struct, when all
-// of them are named by a plain json tag and hold a string, a number, a bool
-// or a json.RawMessage, or a pointer to one, so that no object below the top level is decoded
-// into a struct; it returns nil for any other type.
-func flatFields(t reflect.Type) []string {
-	if names, ok := flatCache.Load(t); ok {
-		return names.([]string)
-	}
-	var names []string
-	flat := t.Kind() == reflect.Struct
-	for i := 0; flat && i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem() // null or the value, the same to either decoder
-		}
-		switch ft.Kind() {
-		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32,
-			reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64, reflect.Float32:
-		default:
-			flat = ft == reflect.TypeFor[json.RawMessage]()
-		}
-		flat = flat && f.IsExported() && !f.Anonymous && name != "" && name != "-" && (opts == "" || opts == "omitempty")
-		names = append(names, name)
-	}
-	if !flat {
-		names = nil
-	}
-	flatCache.Store(t, names)
 	return names
 }
 

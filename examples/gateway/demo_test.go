@@ -238,9 +238,9 @@ func TestMoney(t *testing.T) {
 // TestDecodeDataFastPath checks decodeData against the strict decoder it
 // stands for, on data its fast path takes and on data it must leave alone.
 func TestDecodeDataFastPath(t *testing.T) {
-	assert.Equal(t, []string{"amount", "currency", "method", "description"}, flatFields(reflect.TypeFor[paymentRequest]()))
-	assert.Equal(t, []string{"action", "sku", "quantity"}, flatFields(reflect.TypeFor[inventoryRequest]()))
-	assert.Nil(t, flatFields(reflect.TypeFor[orderRequest]()), "a type with a list of structs is not flat")
+	assert.Equal(t, []string{"amount", "currency", "method", "description"}, flatTypeOf(reflect.TypeFor[paymentRequest]()).names)
+	assert.Equal(t, []string{"action", "sku", "quantity"}, flatTypeOf(reflect.TypeFor[inventoryRequest]()).names)
+	assert.Nil(t, flatTypeOf(reflect.TypeFor[orderRequest]()), "a type with a list of structs is not flat")
 	for _, data := range []string{
 		`{"amount":10.5,"currency":"EUR","method":"card","description":"x"}`,
 		` { "amount" : "10" , "currency" : "EUR" } `,
@@ -252,6 +252,10 @@ func TestDecodeDataFastPath(t *testing.T) {
 		`[1]`,
 		`"s"`,
 		`{"amount":1}{"amount":2}`,
+		`{"amount":null,"currency":"EUR"}`,
+		`{"amount":"10","currency":"café","method":"carte bancaire"}`,
+		`{"amount":1e2,"currency":"EUR",}`,
+		`{"amount":true,"currency":"EUR"}`,
 	} {
 		decodeDataMatchesStrict[paymentRequest](t, data)
 	}
@@ -261,6 +265,13 @@ func TestDecodeDataFastPath(t *testing.T) {
 		`{"action":"reserve","sku":"SKU-001","quantity":null}`,
 		`{"action":"reserve","sku":"SKU-001","quantity":1.5}`,
 		`{"action":"reserve","Quantity":2}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":-0}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":99999999999999999999}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":"3"}`,
+		`{"action":"reserve","sku":"SKU-001","quantity":3,"quantity":null}`,
+		`{"action":null,"sku":"SKU-001"}`,
+		`{"action":"stock","sku":1}`,
+		`{"action":"stock" "sku":"SKU-001"}`,
 	} {
 		decodeDataMatchesStrict[inventoryRequest](t, data)
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/proxykit/proxy"
 )
@@ -128,24 +130,62 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter)), 10))
 	}
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = valueNoStore
 	writeJSON(w, e.Status, struct {
 		Error *apiError `json:"error"`
 	}{e})
 }
 
-// writeJSON sends v as a JSON answer with status.
+// Header values that many answers carry, each shared by all of them rather
+// than allocated for each. Sharing is safe because nothing changes a header
+// value in place: Header.Set replaces the slice, and Header.Add appends to
+// a slice whose capacity is full, which copies it.
+var (
+	valueJSON           = []string{"application/json"}
+	valueNosniff        = []string{"nosniff"}
+	valueNoStore        = []string{"no-store"}
+	valueAcceptEncoding = []string{"Accept-Encoding"}
+)
+
+// jsonBuffers holds the buffers answers are encoded into: the
+// ResponseWriter copies what it is given, so a buffer can serve the next
+// answer.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer bounds the buffers jsonBuffers keeps, so that one large
+// answer (the stats of many services) does not stay in memory.
+const maxPooledBuffer = 64 << 10
+
+// writeJSON sends v as a JSON answer with status: what json.Marshal makes
+// of v, and a newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putBuffer(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only the gateway's own types and validated JSON are written
 		// here; failing to encode them is a bug, answered as one.
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
 		status = http.StatusInternalServerError
 	}
+	sendJSON(w, status, buf.Bytes())
+}
+
+// sendJSON sends body, JSON and its newline, with status.
+func sendJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = valueJSON
+	h["X-Content-Type-Options"] = valueNosniff
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(body)
+}
+
+// putBuffer empties buf and returns it to jsonBuffers, unless it has grown
+// too large to keep.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledBuffer {
+		return
+	}
+	buf.Reset()
+	jsonBuffers.Put(buf)
 }

@@ -68,7 +68,7 @@ func (b *inventoryBackend) handle(req *proxy.Request) (any, error) {
 	if r.SKU == "" {
 		return nil, invalid("data.sku", "required")
 	}
-	if !skuRE.MatchString(r.SKU) {
+	if !isSKU(r.SKU) {
 		return nil, invalid("data.sku", "want a SKU such as SKU-001 (upper-case letters, digits, '-')")
 	}
 	switch r.Action {

@@ -35,27 +35,27 @@ func badRequest(field, format string, args ...any) *apiError {
 // otherwise), at most maxBytes (413), valid UTF-8, one object with only the
 // envelope's keys, no duplicate keys anywhere, nesting at most maxDepth, the
 // right types, and nothing after it (400).
-func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDepth int) (*envelope, *apiError) {
+func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDepth int) (envelope, *apiError) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) ||
 			(params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
-			return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedMedia,
+			return envelope{}, &apiError{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedMedia,
 				Message: "send the body as JSON, with the header Content-Type: application/json"}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	body, err := readBody(w, r, maxBytes)
 	if err != nil {
-		return nil, bodyReadError(err)
+		return envelope{}, bodyReadError(err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, badRequest("", `a JSON body is required: {"id":"...","user_id":"...","data":{...}}`)
+		return envelope{}, badRequest("", `a JSON body is required: {"id":"...","user_id":"...","data":{...}}`)
 	}
 	if e := checkJSON(body, maxDepth); e != nil {
-		return nil, e
+		return envelope{}, e
 	}
 	if body = bytes.TrimSpace(body); body[0] != '{' {
-		return nil, badRequest("", `want a JSON object: {"id":"...","user_id":"...","data":{...}}`)
+		return envelope{}, badRequest("", `want a JSON object: {"id":"...","user_id":"...","data":{...}}`)
 	}
 	if env, ok := plainEnvelope(body); ok {
 		return env, nil
@@ -66,14 +66,30 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 	if err := dec.Decode(&env); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, badRequest(te.Field, "want %s", jsonKind(te.Type))
+			return envelope{}, badRequest(te.Field, "want %s", jsonKind(te.Type))
 		}
-		return nil, badRequest("", "%s", strings.TrimPrefix(err.Error(), "json: "))
+		return envelope{}, badRequest("", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if string(env.Data) == "null" {
 		env.Data = nil
 	}
-	return &env, nil
+	return env, nil
+}
+
+// readBody reads r's body, of at most maxBytes. A body that states its
+// length within the limit is read into a slice of that length, which the
+// server's body reader ends there; any other is read through
+// http.MaxBytesReader, which fails past the limit and has the server close
+// the connection.
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= maxBytes {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 }
 
 // plainEnvelope decodes the common envelope without encoding/json: an
@@ -83,20 +99,20 @@ func readEnvelope(w http.ResponseWriter, r *http.Request, maxBytes int64, maxDep
 // anything else (other spellings, which encoding/json matches without
 // regard to case, unknown keys, wrong types, escapes), and readEnvelope
 // then decodes body strictly, so that the answer is the same either way.
-func plainEnvelope(body []byte) (*envelope, bool) {
-	env := &envelope{}
+func plainEnvelope(body []byte) (envelope, bool) {
+	var env envelope
 	i := skipSpace(body, 1) // past '{'
 	if body[i] == '}' {
 		return env, true
 	}
 	for {
 		if body[i] != '"' {
-			return nil, false
+			return envelope{}, false
 		}
 		end := i + 1 + bytes.IndexByte(body[i+1:], '"')
 		key := body[i+1 : end]
 		if bytes.IndexByte(key, '\\') >= 0 {
-			return nil, false
+			return envelope{}, false
 		}
 		i = skipSpace(body, end+1) + 1 // past ':'
 		i = skipSpace(body, i)
@@ -111,7 +127,7 @@ func plainEnvelope(body []byte) (*envelope, bool) {
 			case val[0] == '"' && bytes.IndexByte(val, '\\') < 0:
 				str = string(val[1 : len(val)-1])
 			default:
-				return nil, false
+				return envelope{}, false
 			}
 			if key[0] == 'i' {
 				env.ID = str
@@ -123,7 +139,7 @@ func plainEnvelope(body []byte) (*envelope, bool) {
 				env.Data = json.RawMessage(val)
 			}
 		default:
-			return nil, false
+			return envelope{}, false
 		}
 		i = skipSpace(body, i)
 		if body[i] == '}' {

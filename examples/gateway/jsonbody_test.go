@@ -120,8 +120,8 @@ func TestPlainEnvelope(t *testing.T) {
 		if string(want.Data) == "null" {
 			want.Data = nil
 		}
-		if !reflect.DeepEqual(*got, want) {
-			t.Errorf("plainEnvelope(%s) = %+v, want %+v", body, *got, want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("plainEnvelope(%s) = %+v, want %+v", body, got, want)
 		}
 	}
 }

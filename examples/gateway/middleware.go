@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -19,6 +19,30 @@ import (
 // requestIDHeader carries the id that ties a call's log lines, audit record
 // and answer together.
 const requestIDHeader = "X-Request-ID"
+
+// requestIDKey is requestIDHeader in the canonical form of http.Header
+// keys, for reading and setting the header without canonicalizing its name
+// (which allocates) on every call.
+var requestIDKey = http.CanonicalHeaderKey(requestIDHeader)
+
+// newRequestID returns a fresh request id in the form crypto/rand.Text
+// gives: 26 characters of the standard base32 alphabet, 130 random bits.
+// They come from math/rand/v2, whose generator the runtime seeds from the
+// operating system, as a request id must be unique but need not be secret:
+// a caller may choose its own.
+func newRequestID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	var b [26]byte
+	var bits uint64
+	for i := range b {
+		if i%12 == 0 {
+			bits = rand.Uint64()
+		}
+		b[i] = alphabet[bits&31]
+		bits >>= 5
+	}
+	return string(b[:])
+}
 
 // safeID is what a caller's X-Request-ID or Idempotency-Key must look like
 // to be kept (a request id that does not is replaced by a fresh one, a key
@@ -93,6 +117,26 @@ func (ci *callInfo) setTraceID(id string) {
 
 type callInfoKey struct{}
 
+// A callContext is the context of one call: the request's, extended with
+// the call's callInfo (its value for callInfoKey), which it holds with the
+// value of the answer's X-Request-ID header, so that the three take one
+// allocation. Like any context whose Done and Value are its parent's, it
+// lets a context derived from it join the cancellation of the request's.
+type callContext struct {
+	context.Context
+	info     callInfo
+	idHeader [1]string
+}
+
+// Value returns the call's callInfo for callInfoKey, and the request
+// context's value for any other key.
+func (c *callContext) Value(key any) any {
+	if key == (callInfoKey{}) {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
 // info returns the callInfo of the call whose context is ctx.
 func info(ctx context.Context) *callInfo {
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
@@ -137,13 +181,17 @@ func (g *gateway) withCallInfo(next http.Handler) http.Handler {
 		g.inflight.Add(1)
 		defer g.inflight.Done()
 		start := time.Now()
-		id := r.Header.Get(requestIDHeader)
-		if !isSafeID(id) {
-			id = rand.Text()
+		var id string
+		if v := r.Header[requestIDKey]; len(v) > 0 {
+			id = v[0]
 		}
-		w.Header().Set(requestIDHeader, id)
-		ci := &callInfo{id: id, base: g.log}
-		r = r.WithContext(context.WithValue(r.Context(), callInfoKey{}, ci))
+		if !isSafeID(id) {
+			id = newRequestID()
+		}
+		cc := &callContext{Context: r.Context(), info: callInfo{id: id, base: g.log}, idHeader: [1]string{id}}
+		w.Header()[requestIDKey] = cc.idHeader[:]
+		ci := &cc.info
+		r = r.WithContext(cc)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
@@ -218,53 +266,75 @@ func (g *gateway) withCORS(next http.Handler) http.Handler {
 	})
 }
 
-// withJSONFallbacks answers what the mux does not route, a 404 or a 405,
-// with the gateway's JSON error instead of the mux's plain text, keeping the
-// mux's Allow header.
+// withJSONFallbacks answers what the mux does not route, a 404 or a 405
+// (or a redirect to the clean form of a path that matches nothing), with
+// the gateway's JSON error instead of the mux's plain text, keeping the
+// mux's Allow or Location header. It routes once: the mux itself, through
+// a fallbackWriter that takes over the answer when the mux found no
+// pattern.
 func withJSONFallbacks(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		fw := &fallbackWriter{ResponseWriter: w, r: r}
+		if r.RequestURI == "*" {
+			// The mux answers a bare 400 to these before routing; the
+			// gateway has always answered them as the mux routes them, a
+			// redirect.
+			h, _ := mux.Handler(r)
+			h.ServeHTTP(fw, r)
 			return
 		}
-		probe := &headerProbe{header: http.Header{}}
-		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", probe.header.Get("Allow"))
-			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
-				Message: clean(r.Method, 32) + " is not allowed here; allowed: " + probe.header.Get("Allow")})
-		case http.StatusNotFound:
-			writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
-		default:
-			// A redirect to the clean form of the path ("//" or "/./"
-			// in it): the mux's status and Location, with a JSON body.
-			loc := probe.header.Get("Location")
-			w.Header().Set("Location", loc)
-			writeJSON(w, probe.status, map[string]string{"location": loc})
-		}
+		mux.ServeHTTP(fw, r)
 	})
 }
 
-// headerProbe records what the mux's fallback handler would answer without
-// sending it.
-type headerProbe struct {
-	header http.Header
-	status int
+// A fallbackWriter passes a routed call's answer through untouched. When
+// the mux routed nothing (it sets r.Pattern before calling the handler, and
+// leaves it empty for its own 404, 405 and redirect handlers), it answers
+// in JSON as soon as that handler sends its status, and drops the plain
+// text that follows.
+type fallbackWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	answered bool // the JSON answer is sent; the mux's own body is dropped
 }
 
-func (p *headerProbe) Header() http.Header { return p.header }
-
-func (p *headerProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
+func (f *fallbackWriter) WriteHeader(code int) {
+	switch {
+	case f.answered:
+	case f.r.Pattern != "":
+		f.ResponseWriter.WriteHeader(code)
+	default:
+		f.answered = true
+		f.answer(code)
 	}
-	return len(b), nil
 }
 
-func (p *headerProbe) WriteHeader(code int) {
-	if p.status == 0 {
-		p.status = code
+func (f *fallbackWriter) Write(b []byte) (int, error) {
+	if !f.answered && f.r.Pattern == "" {
+		f.WriteHeader(http.StatusOK)
+	}
+	if f.answered {
+		return len(b), nil
+	}
+	return f.ResponseWriter.Write(b)
+}
+
+func (f *fallbackWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// answer sends the JSON form of the mux's fallback answer with status,
+// whose headers (Allow, Location) the mux has set.
+func (f *fallbackWriter) answer(status int) {
+	w, r := f.ResponseWriter, f.r
+	switch status {
+	case http.StatusMethodNotAllowed:
+		allow := w.Header().Get("Allow")
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+			Message: clean(r.Method, 32) + " is not allowed here; allowed: " + allow})
+	case http.StatusNotFound:
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"})
+	default:
+		// A redirect to the clean form of the path ("//" or "/./" in
+		// it): the mux's status and Location, with a JSON body.
+		writeJSON(w, status, map[string]string{"location": w.Header().Get("Location")})
 	}
 }

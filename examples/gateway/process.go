@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -86,9 +88,18 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	start := time.Now()
+	// The stream shows the calls that start while someone watches it; only
+	// they need timing here (Instrumented times every call for the metrics).
+	watched := g.hub.active()
+	var start time.Time
+	if watched {
+		start = time.Now()
+	}
 	resp, err := s.svc.Process(ctx, req)
-	elapsed := time.Since(start)
+	var elapsed time.Duration
+	if watched {
+		elapsed = time.Since(start)
+	}
 	ev := requestEvent{
 		RequestID: ci.id, TraceID: ci.traceID, Service: s.name, Principal: who.Name,
 		Outcome: proxy.OutcomeOf(err).String(), Status: http.StatusOK,
@@ -100,14 +111,96 @@ func (g *gateway) handleProcess(w http.ResponseWriter, r *http.Request) {
 		if e.Status >= 500 {
 			ci.logger().Warn("call failed", "service", s.name, "outcome", ev.Outcome, "err", err)
 		}
-		g.publishRequest(ev)
+		if watched {
+			g.publishRequest(ev)
+		}
 		writeError(w, e)
 		return
 	}
-	ev.Instance, ev.Cached = resp.Instance, resp.Cached
-	g.publishRequest(ev)
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	if watched {
+		ev.Instance, ev.Cached = resp.Instance, resp.Cached
+		g.publishRequest(ev)
+	}
+	w.Header()["Cache-Control"] = valueNoStore
+	writeResponse(w, resp)
+}
+
+// writeResponse sends resp as a 200 JSON answer: what writeJSON sends,
+// written by hand when appendResponse can.
+func writeResponse(w http.ResponseWriter, resp *proxy.Response) {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putBuffer(buf)
+	b, ok := appendResponse(buf.AvailableBuffer(), resp)
+	if !ok {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	buf.Write(b)
+	sendJSON(w, http.StatusOK, buf.Bytes())
+}
+
+// appendResponse appends resp and a newline to b as json.Marshal and
+// writeJSON write them, and reports whether it could without
+// encoding/json: when resp's strings are printable ASCII that JSON needs
+// not escape, and its data is valid JSON, compact and without the
+// characters json.Marshal escapes for HTML.
+func appendResponse(b []byte, resp *proxy.Response) ([]byte, bool) {
+	if !plainJSONString(resp.RequestID) || !plainJSONString(resp.Service) ||
+		!plainJSONString(resp.Instance) || !plainJSONData(resp.Data) {
+		return b, false
+	}
+	b = append(b, `{"request_id":"`...)
+	b = append(b, resp.RequestID...)
+	b = append(b, `","service":"`...)
+	b = append(b, resp.Service...)
+	b = append(b, '"')
+	if resp.Instance != "" {
+		b = append(b, `,"instance":"`...)
+		b = append(b, resp.Instance...)
+		b = append(b, '"')
+	}
+	if len(resp.Data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, resp.Data...)
+	}
+	b = append(b, `,"cached":`...)
+	b = strconv.AppendBool(b, resp.Cached)
+	return append(b, "}\n"...), true
+}
+
+// plainJSONString reports whether json.Marshal writes s as it is, between
+// quotes: printable ASCII without quotes, backslashes, or the characters it
+// escapes for HTML (<, >, &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// plainJSONData reports whether json.Marshal writes data, a
+// json.RawMessage, as it is: valid JSON without white space (which it
+// compacts) and without the characters it escapes for HTML (<, >, &, and
+// the line and paragraph separators U+2028 and U+2029). Empty data is
+// left out of the answer, and so is plain too.
+func plainJSONData(data []byte) bool {
+	if len(data) == 0 {
+		return true
+	}
+	for i, c := range data {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&':
+			return false
+		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xA8 || data[i+2] == 0xA9) {
+				return false
+			}
+		}
+	}
+	return json.Valid(data)
 }
 
 // publishRequest puts a request summary on the event stream.
