@@ -60,6 +60,11 @@ type shard[K comparable, V any] struct {
 	mu      sync.Mutex
 	lru     *simplelru.LRU[K, entry[V]]
 	flights map[K]*flight[V]
+	// lookupHits and lookupMisses count, under mu, the outcomes of the
+	// first look of Get and GetOrLoad, so that a hit costs no atomic
+	// operation besides the lock's. Other outcomes go to the atomic
+	// counters below.
+	lookupHits, lookupMisses uint64
 
 	hits, misses, stale, evictions, loads, loadErrors atomic.Uint64
 
@@ -148,14 +153,16 @@ func (c *Cache[K, V]) shard(key K) *shard[K, V] {
 // [Cache.GetOrLoad] serves stale entries. Get never blocks on a load.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
+	now := c.now()
 	s.mu.Lock()
 	e, ok := s.lru.Get(key)
-	s.mu.Unlock()
-	if ok && c.now() < e.expires {
-		s.hits.Add(1)
+	if ok && now < e.expires {
+		s.lookupHits++
+		s.mu.Unlock()
 		return e.value, true
 	}
-	s.misses.Add(1)
+	s.lookupMisses++
+	s.mu.Unlock()
 	var zero V
 	return zero, false
 }
@@ -230,6 +237,10 @@ type Stats struct {
 func (c *Cache[K, V]) Stats() Stats {
 	var st Stats
 	for _, s := range c.shards {
+		s.mu.Lock()
+		st.Hits += s.lookupHits
+		st.Misses += s.lookupMisses
+		s.mu.Unlock()
 		st.Hits += s.hits.Load()
 		st.Misses += s.misses.Load()
 		st.StaleServes += s.stale.Load()

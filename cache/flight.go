@@ -81,15 +81,14 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(ctx contex
 	now := c.now()
 	s.mu.Lock()
 	e, ok := s.lru.Get(key)
+	if ok && now < e.expires {
+		s.lookupHits++
+		s.mu.Unlock()
+		return e.value, nil
+	}
 	s.mu.Unlock()
-	if ok {
-		if now < e.expires {
-			s.hits.Add(1)
-			return e.value, nil
-		}
-		if c.swr > 0 && now < after(e.expires, c.swr) {
-			return c.serveStale(ctx, s, key, load)
-		}
+	if ok && c.swr > 0 && now < after(e.expires, c.swr) {
+		return c.serveStale(ctx, s, key, load)
 	}
 	return c.miss(ctx, s, key, load)
 }
