@@ -55,8 +55,8 @@ type shard[K comparable, V any] struct {
 	// flights, and orders a load's completion (store, then forget the
 	// flight) against late callers, which look at the LRU again under mu
 	// before they join or start a flight. A hit takes mu once: a plain
-	// mutex around golang-lru's unsynchronised LRU costs half of what the
-	// read-write mutex of its thread-safe Cache does.
+	// mutex around golang-lru's unsynchronised LRU is two atomic operations
+	// where the read-write mutex of its thread-safe Cache is four.
 	mu      sync.Mutex
 	lru     *simplelru.LRU[K, entry[V]]
 	flights map[K]*flight[V]
