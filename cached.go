@@ -113,10 +113,7 @@ func shared(stored *Response, req *Request) (*Response, error) {
 	if stored == nil { // a store that holds nil
 		return nil, errNilResponse
 	}
-	out := cloneResponse(stored)
-	out.RequestID = req.ID
-	out.Cached = true
-	return out, nil
+	return cloneResponse(stored, req.ID), nil
 }
 
 // Blocks that hold a Response and the bytes of its Data, so that a hit
@@ -136,15 +133,21 @@ type (
 	}
 )
 
-// cloneResponse is r.Clone(), in one allocation when r's data is small.
-func cloneResponse(r *Response) *Response {
+// cloneResponse returns a deep copy of r answering the request id, with
+// Cached set, in one allocation when r's data is small. It sets each field
+// of the new block once, rather than copying all of r and then overwriting
+// the request id, the data and Cached.
+func cloneResponse(r *Response, id string) *Response {
 	var (
 		c    *Response
 		data []byte
 	)
 	switch n := len(r.Data); {
 	case r.Data == nil || n > len(response512{}.data):
-		return r.Clone()
+		c = r.Clone()
+		c.RequestID = id
+		c.Cached = true
+		return c
 	case n <= len(response32{}.data):
 		b := new(response32)
 		c, data = &b.resp, b.data[:n:n]
@@ -155,9 +158,14 @@ func cloneResponse(r *Response) *Response {
 		b := new(response512)
 		c, data = &b.resp, b.data[:n:n]
 	}
-	*c = *r
 	copy(data, r.Data)
-	c.Data = data
+	*c = Response{
+		RequestID: id,
+		Service:   r.Service,
+		Instance:  r.Instance,
+		Data:      data,
+		Cached:    true,
+	}
 	return c
 }
 

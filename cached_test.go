@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -183,6 +184,54 @@ func TestCachedHitCopiesDataOfEverySize(t *testing.T) {
 			again, err := svc.Process(t.Context(), cachedReq("r3", data))
 			if err != nil || string(again.Data) != data || again.RequestID != "r3" {
 				t.Errorf("Process(r3) after changing r2's data = %+v, %v, want data %q", again, err, data)
+			}
+		})
+	}
+}
+
+// cachedFixedStore is a ResponseStore that holds one response under every
+// key.
+type cachedFixedStore struct{ resp *proxy.Response }
+
+func (s cachedFixedStore) Get(string) (*proxy.Response, bool) { return s.resp, true }
+
+func (s cachedFixedStore) GetOrLoad(context.Context, string, func(context.Context) (*proxy.Response, error)) (*proxy.Response, error) {
+	return s.resp, nil
+}
+
+// TestCachedHitCopiesEveryField fills every field of the stored Response,
+// whatever fields Response has, so that a field added to Response later and
+// forgotten by the hit's copy fails here.
+func TestCachedHitCopiesEveryField(t *testing.T) {
+	for _, n := range []int{5, 100, 300, 1000} { // each block size, and the plain Clone
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			stored := &proxy.Response{}
+			v := reflect.ValueOf(stored).Elem()
+			for i := range v.NumField() {
+				f := v.Field(i)
+				switch f.Kind() {
+				case reflect.String:
+					f.SetString("field-" + v.Type().Field(i).Name)
+				case reflect.Bool:
+					f.SetBool(true)
+				case reflect.Slice:
+					f.SetBytes([]byte(`"` + strings.Repeat("x", n-2) + `"`))
+				default:
+					t.Fatalf("Response.%s is a %v: teach this test (and the hit's copy in cached.go) about it", v.Type().Field(i).Name, f.Kind())
+				}
+			}
+			svc := proxy.Chain(&cachedBackend{}, proxy.Cached(cachedFixedStore{stored}, nil))
+			got, err := svc.Process(t.Context(), cachedReq("r1", `{}`))
+			if err != nil {
+				t.Fatalf("Process(r1) error = %v", err)
+			}
+			want := *stored
+			want.RequestID, want.Cached = "r1", true
+			if !reflect.DeepEqual(got, &want) {
+				t.Errorf("Process(r1) = %+v, want %+v", *got, want)
+			}
+			if got == stored || &got.Data[0] == &stored.Data[0] {
+				t.Error("Process(r1) shares the stored response or its data, want a copy")
 			}
 		})
 	}

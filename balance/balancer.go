@@ -63,14 +63,21 @@ type Balancer[T any] struct {
 	stop       context.CancelFunc
 }
 
-// slot holds the counters of one instance that the call path updates.
+// slot holds the counters of one instance that the call path updates. A
+// call costs three atomic read-modify-writes, all on one cache line: Pick
+// adds to inflight, and Done takes it back and counts the result. The calls
+// picked are not counted apart: they are the calls in flight plus the
+// results, summed by Snapshot.
 type slot struct {
 	inflight  atomic.Int64
 	fails     atomic.Int64 // consecutive failures
-	calls     atomic.Uint64
 	successes atomic.Uint64
 	failures  atomic.Uint64
-	_         [24]byte // pad to a cache line: instances are updated by different cores
+	neutrals  atomic.Uint64
+	// Calls on different cores update different instances' slots. The
+	// padding keeps the counters of two slots 88 bytes apart, so that they
+	// never share a 64-byte cache line wherever the slice starts.
+	_ [88]byte
 }
 
 // state is the part of an instance's state that changes under Balancer.mu.
@@ -164,9 +171,7 @@ func (b *Balancer[T]) Pick() (Lease[T], error) {
 		panic(fmt.Sprintf("balance: Picker %T returned %d for %d candidates", b.picker, k, n))
 	}
 	i := v.eligible[k]
-	s := &b.slots[i]
-	s.inflight.Add(1)
-	s.calls.Add(1)
+	b.slots[i].inflight.Add(1)
 	return Lease[T]{b: b, i: i}, nil
 }
 
@@ -234,19 +239,24 @@ func (l Lease[T]) Name() string { return l.b.instances[l.i].Name }
 func (l Lease[T]) Done(r Result) {
 	b := l.b
 	s := &b.slots[l.i]
-	s.inflight.Add(-1)
+	// The call leaves inflight before its result is counted, and Snapshot
+	// reads the results before inflight, so that no call is counted twice.
 	switch r {
 	case Success:
+		s.inflight.Add(-1)
 		s.successes.Add(1)
 		if s.fails.Load() != 0 {
 			s.fails.Store(0)
 		}
 	case Failure:
+		s.inflight.Add(-1)
 		s.failures.Add(1)
 		if n := s.fails.Add(1); n >= int64(b.cfg.failureThreshold) && b.maxEjected > 0 {
 			b.failed(l.i)
 		}
 	case Neutral:
+		s.inflight.Add(-1)
+		s.neutrals.Add(1)
 	default:
 		panic(fmt.Sprintf("balance: Lease.Done(%v): unknown result", r))
 	}
@@ -369,7 +379,9 @@ type InstanceState struct {
 	Ejections int
 	// Calls, Successes and Failures count the calls picked for the
 	// instance and their results; Calls - Successes - Failures calls are
-	// neutral or still in flight.
+	// neutral or still in flight. Calls is never less than Successes +
+	// Failures. While calls go on, the counters are read one by one, so
+	// Calls may miss a call that ends during the snapshot.
 	Calls, Successes, Failures uint64
 	// CheckErr is the error of the last health check, or nil if it passed
 	// or none has run.
@@ -385,17 +397,21 @@ func (b *Balancer[T]) Snapshot() []InstanceState {
 	b.returnDueLocked(now)
 	for i := range b.states {
 		st, s := &b.states[i], &b.slots[i]
+		// The results first, then inflight: a call that Done has counted
+		// has left inflight by then (see Lease.Done).
+		successes, failures, neutrals := s.successes.Load(), s.failures.Load(), s.neutrals.Load()
+		inflight := s.inflight.Load()
 		out[i] = InstanceState{
 			Name:                b.instances[i].Name,
 			Eligible:            st.healthy && !st.ejected,
 			Healthy:             st.healthy,
 			EjectedUntil:        st.until,
-			InFlight:            int(s.inflight.Load()),
+			InFlight:            int(inflight),
 			ConsecutiveFailures: int(s.fails.Load()),
 			Ejections:           st.ejections,
-			Calls:               s.calls.Load(),
-			Successes:           s.successes.Load(),
-			Failures:            s.failures.Load(),
+			Calls:               uint64(inflight) + successes + failures + neutrals,
+			Successes:           successes,
+			Failures:            failures,
 			CheckErr:            st.checkErr,
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,6 +271,60 @@ func TestConcurrentInvariants(t *testing.T) {
 	}
 	if s := stateOf(t, b, "i0"); s.Ejections == 0 {
 		t.Errorf("i0 Ejections = 0, want some")
+	}
+}
+
+// TestSnapshotCountsDuringCalls takes snapshots while calls of every result
+// are picked and done, and checks that each one adds up: Calls never less
+// than Successes + Failures, and Calls never less than the calls already
+// finished before the snapshot began.
+func TestSnapshotCountsDuringCalls(t *testing.T) {
+	const goroutines, calls = 4, 2000
+	b := balance.New(pool(2), balance.NewRoundRobin(), balance.WithFailureThreshold(calls*goroutines+1))
+	results := []balance.Result{balance.Success, balance.Failure, balance.Neutral}
+	var (
+		wg       sync.WaitGroup
+		finished atomic.Uint64 // calls done, whatever their result
+	)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range calls {
+				l, err := b.Pick()
+				if err != nil {
+					t.Errorf("Pick() error = %v, want nil", err)
+					return
+				}
+				l.Done(results[(g+i)%len(results)])
+				finished.Add(1)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		before := finished.Load()
+		var total uint64
+		for _, s := range b.Snapshot() {
+			if s.Calls < s.Successes+s.Failures {
+				t.Fatalf("%s: Calls %d < Successes %d + Failures %d", s.Name, s.Calls, s.Successes, s.Failures)
+			}
+			total += s.Calls
+		}
+		if total < before {
+			t.Fatalf("Snapshot() Calls total %d, want at least the %d calls finished before it", total, before)
+		}
+	}
+	var total uint64
+	for _, s := range b.Snapshot() {
+		total += s.Calls
+	}
+	if total != goroutines*calls {
+		t.Errorf("Calls total after the calls = %d, want %d", total, goroutines*calls)
 	}
 }
 

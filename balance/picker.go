@@ -36,7 +36,11 @@ func (c Candidates) Index(i int) int { return c.eligible[i] }
 // RoundRobin picks the candidates in turn. It is safe for concurrent use,
 // and its zero value is ready to use.
 type RoundRobin struct {
+	// The padding keeps the cursor, which every call writes, off the cache
+	// lines of whatever is allocated next to the RoundRobin.
+	_    [64]byte
 	next atomic.Uint64
+	_    [56]byte
 }
 
 // NewRoundRobin returns a [RoundRobin] picker that starts with the first
@@ -63,7 +67,11 @@ func (*Random) Pick(c Candidates) int { return rand.IntN(c.Len()) }
 // Its cost grows with the number of candidates. It is safe for concurrent
 // use, and its zero value is ready to use.
 type LeastConnections struct {
+	// The padding keeps the cursor, which every call writes, off the cache
+	// lines of whatever is allocated next to the LeastConnections.
+	_    [64]byte
 	next atomic.Uint64
+	_    [56]byte
 }
 
 // NewLeastConnections returns a [LeastConnections] picker.

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // A Cache is a bounded least-recently-used map from K to V in which every
@@ -51,15 +51,20 @@ type entry[V any] struct {
 
 // A shard is one LRU with its flights and counters.
 type shard[K comparable, V any] struct {
-	// lru has its own lock; lookups on the hit path take only that one.
-	lru *lru.Cache[K, entry[V]]
-
-	// mu guards flights and the mutable fields of every flight in it, and
-	// orders a load's completion (store, then forget the flight) against
-	// late callers, which look at the LRU again under mu before they join
-	// or start a flight.
+	// mu guards lru, flights and the mutable fields of every flight in
+	// flights, and orders a load's completion (store, then forget the
+	// flight) against late callers, which look at the LRU again under mu
+	// before they join or start a flight. A hit takes mu once: a plain
+	// mutex around golang-lru's unsynchronised LRU is two atomic operations
+	// where the read-write mutex of its thread-safe Cache is four.
 	mu      sync.Mutex
+	lru     *simplelru.LRU[K, entry[V]]
 	flights map[K]*flight[V]
+	// lookupHits and lookupMisses count, under mu, the outcomes of the
+	// first look of Get and GetOrLoad, so that a hit costs no atomic
+	// operation besides the lock's. Other outcomes go to the atomic
+	// counters below.
+	lookupHits, lookupMisses uint64
 
 	hits, misses, stale, evictions, loads, loadErrors atomic.Uint64
 
@@ -108,8 +113,8 @@ func New[K comparable, V any](capacity int, ttl time.Duration, opts ...Option) *
 		if i < capacity%n {
 			size++
 		}
-		l, err := lru.New[K, entry[V]](size)
-		if err != nil { // size >= 1, so lru.New cannot fail
+		l, err := simplelru.NewLRU[K, entry[V]](size, nil)
+		if err != nil { // size >= 1, so NewLRU cannot fail
 			panic("cache: " + err.Error())
 		}
 		c.shards[i] = &shard[K, V]{lru: l, flights: make(map[K]*flight[V])}
@@ -148,11 +153,16 @@ func (c *Cache[K, V]) shard(key K) *shard[K, V] {
 // [Cache.GetOrLoad] serves stale entries. Get never blocks on a load.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
-	if e, ok := s.lru.Get(key); ok && c.now() < e.expires {
-		s.hits.Add(1)
+	now := c.now()
+	s.mu.Lock()
+	e, ok := s.lru.Get(key)
+	if ok && now < e.expires {
+		s.lookupHits++
+		s.mu.Unlock()
 		return e.value, true
 	}
-	s.misses.Add(1)
+	s.lookupMisses++
+	s.mu.Unlock()
 	var zero V
 	return zero, false
 }
@@ -191,7 +201,9 @@ func (c *Cache[K, V]) Remove(key K) bool {
 func (c *Cache[K, V]) Len() int {
 	n := 0
 	for _, s := range c.shards {
+		s.mu.Lock()
 		n += s.lru.Len()
+		s.mu.Unlock()
 	}
 	return n
 }
@@ -225,6 +237,10 @@ type Stats struct {
 func (c *Cache[K, V]) Stats() Stats {
 	var st Stats
 	for _, s := range c.shards {
+		s.mu.Lock()
+		st.Hits += s.lookupHits
+		st.Misses += s.lookupMisses
+		s.mu.Unlock()
 		st.Hits += s.hits.Load()
 		st.Misses += s.misses.Load()
 		st.StaleServes += s.stale.Load()

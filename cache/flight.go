@@ -71,7 +71,7 @@ const (
 // refresh) is re-raised in the load's goroutine and, like any unrecovered
 // panic, ends the program: a panic is never swallowed.
 //
-// A hit neither allocates nor takes any lock but its shard's LRU lock.
+// A hit neither allocates nor takes any lock but its shard's, once.
 // GetOrLoad panics if load is nil.
 func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(ctx context.Context) (V, error)) (V, error) {
 	if load == nil {
@@ -79,14 +79,16 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(ctx contex
 	}
 	s := c.shard(key)
 	now := c.now()
-	if e, ok := s.lru.Get(key); ok {
-		if now < e.expires {
-			s.hits.Add(1)
-			return e.value, nil
-		}
-		if c.swr > 0 && now < after(e.expires, c.swr) {
-			return c.serveStale(ctx, s, key, load)
-		}
+	s.mu.Lock()
+	e, ok := s.lru.Get(key)
+	if ok && now < e.expires {
+		s.lookupHits++
+		s.mu.Unlock()
+		return e.value, nil
+	}
+	s.mu.Unlock()
+	if ok && c.swr > 0 && now < after(e.expires, c.swr) {
+		return c.serveStale(ctx, s, key, load)
 	}
 	return c.miss(ctx, s, key, load)
 }
@@ -306,7 +308,10 @@ func (c *Cache[K, V]) loadHere(ctx context.Context, s *shard[K, V], key K, load 
 	}
 	s.loadErrors.Add(1)
 	if c.sie > 0 {
-		if e, ok := s.lru.Peek(key); ok && now < after(e.expires, c.sie) {
+		s.mu.Lock()
+		e, ok := s.lru.Peek(key)
+		s.mu.Unlock()
+		if ok && now < after(e.expires, c.sie) {
 			if now < e.expires {
 				s.hits.Add(1)
 			} else {
