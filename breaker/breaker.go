@@ -84,7 +84,7 @@ func New(opts ...Option) *Breaker {
 		c.consecutive = DefaultConsecutiveFailures
 	}
 	b := &Breaker{name: c.name, excluded: c.excluded}
-	b.fast = newFastPath(c.interval, c.cooldown, c.ratio == 0)
+	b.fast = newFastPath(c.interval, c.interval/windowBuckets, c.cooldown, c.ratio == 0)
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:          c.name,
 		MaxRequests:   c.probes,
@@ -162,8 +162,8 @@ func (b *Breaker) Do(fn func() error) error {
 	if fn == nil {
 		panic("breaker: Do with a nil function")
 	}
-	if ok, started := b.fast.open(); ok {
-		return b.doFast(fn, started)
+	if ok, started, generation := b.fast.open(); ok {
+		return b.doFast(fn, started, generation)
 	}
 	if b.fast.rejecting() {
 		return ErrOpen
@@ -211,10 +211,12 @@ func (b *Breaker) through(fn func() error) error {
 			panic(errGoexit)
 		}()
 		err := fn()
-		returned = true
 		if err != nil && err != errPanicked && !isExcluded(err) && b.excluded(err) {
 			err = &excludedError{err: err} // Do unwraps it again
 		}
+		// Set only now: a classifier that panics is a failure too, as a
+		// panicking fn is, and must be announced as one.
+		returned = true
 		failed = err != nil && !isExcluded(err)
 		if failed {
 			b.fast.failureStarting()

@@ -62,8 +62,15 @@
 // a failure (and a fast success that ends after a failure began) and every
 // call while the breaker is open or half-open go through gobreaker, so the
 // trip decisions are gobreaker's, made on the same order of completions it
-// would have seen. A call that began before a change of state, or more than
-// the counting window before it ended, counts neither way, as in gobreaker.
+// would have seen. A call that began before a change of state, or in a step
+// of the counting window that has left it by the time the call ends, counts
+// neither way, as in gobreaker. One difference remains: gobreaker counts a
+// call in the window's step in which it began, and the fast path can only
+// tell gobreaker of a call once it has ended, so a fast-path call that
+// fails (or succeeds after a failure began) counts in the step in which it
+// ended. That matters only for a call that spans a step boundary (a tenth
+// of the window apart), and only when its step is the oldest in the
+// window: the call then ages out one step later than in gobreaker.
 // The failure-ratio rule needs every success counted, so a Breaker with
 // [WithFailureRatio] sends every call to gobreaker. An open Breaker
 // likewise rejects calls without asking gobreaker until its cool-down has

@@ -19,8 +19,10 @@ import (
 // exclusions, successes that follow a failure, and every call while the
 // breaker is open or half-open. A success on the fast path that ends after
 // a failure began is recorded in gobreaker after all, so that the order of
-// completions gobreaker would have seen is kept. The failure-ratio rule
-// needs every success counted: a breaker with that rule has no fast path.
+// completions gobreaker would have seen is kept; gobreaker then counts it in
+// the window's step in which it ended, not the one in which it began (see
+// doc.go). The failure-ratio rule needs every success counted: a breaker
+// with that rule has no fast path.
 
 // fastPath is the state of the closed state's success path.
 type fastPath struct {
@@ -28,9 +30,11 @@ type fastPath struct {
 	// a call took as monotonic time since it, which is cheaper than a
 	// wall-clock read.
 	epoch time.Time
-	// interval is the counting window: a call that took longer counts
-	// neither way.
-	interval time.Duration
+	// step and steps are gobreaker's counting window: steps steps of step
+	// each. gobreaker drops a call whose step has left the window by the
+	// time it ends; the fast path does the same.
+	step  time.Duration
+	steps int64
 	// cooldown is how long the breaker stays open.
 	cooldown time.Duration
 	// skipSuccesses reports whether the trip rule lets successes bypass
@@ -45,6 +49,10 @@ type fastPath struct {
 	// generation counts gobreaker's changes of state, so that a call can
 	// tell whether the breaker changed state while it ran.
 	generation atomic.Uint64
+	// origin (monotonic time since epoch) mirrors the start of gobreaker's
+	// current generation, from which it numbers the window's steps. It is
+	// stored after generation is bumped, and read before it.
+	origin atomic.Int64
 	// started counts failures about to be recorded in gobreaker, and
 	// finished those recorded (or refused by it). started ≥ finished.
 	started, finished atomic.Uint64
@@ -93,17 +101,46 @@ func (c *stripedCount) reset() {
 	}
 }
 
-func newFastPath(interval, cooldown time.Duration, skipSuccesses bool) *fastPath {
-	f := &fastPath{epoch: time.Now(), interval: interval, cooldown: cooldown, skipSuccesses: skipSuccesses}
+func newFastPath(interval, bucket, cooldown time.Duration, skipSuccesses bool) *fastPath {
+	// The window's steps, as gobreaker.NewCircuitBreaker works them out
+	// from Settings.Interval and Settings.BucketPeriod.
+	step, steps := interval, int64(1)
+	if bucket > 0 {
+		step = bucket
+		steps = int64((interval + bucket - 1) / bucket)
+	}
+	f := &fastPath{epoch: time.Now(), step: step, steps: steps, cooldown: cooldown, skipSuccesses: skipSuccesses}
 	f.state.Store(int32(Closed))
 	return f
 }
 
-// open reports whether a call may take the fast path now, and the value of
-// started it was decided on.
-func (f *fastPath) open() (bool, uint64) {
-	started := f.started.Load()
-	return f.skipSuccesses && State(f.state.Load()) == Closed && started == f.cleared.Load(), started
+// open reports whether a call may take the fast path now, and the values
+// of started and generation it was decided on. generation is read first:
+// changed bumps it before it stores the new state, so a call that sees the
+// closed state carries that state's generation or an older one, and is
+// then stale.
+func (f *fastPath) open() (ok bool, started, generation uint64) {
+	generation = f.generation.Load()
+	started = f.started.Load()
+	return f.skipSuccesses && State(f.state.Load()) == Closed && started == f.cleared.Load(), started, generation
+}
+
+// stale reports whether a fast-path call that began at began (since the
+// epoch) in generation counts neither way now: the breaker has changed
+// state since, or the call's step of the window has left it, as gobreaker
+// judges the calls it saw begin.
+func (f *fastPath) stale(generation uint64, began time.Duration) bool {
+	origin := time.Duration(f.origin.Load())
+	if f.generation.Load() != generation {
+		return true
+	}
+	if f.steps < 2 {
+		// A window of one step (an interval under 10 ns) is cleared whole
+		// when it ends, by a generation the fast path does not see: a call
+		// as long as the window counts neither way.
+		return time.Since(f.epoch)-began >= f.step
+	}
+	return int64((time.Since(f.epoch)-origin)/f.step)-int64((began-origin)/f.step) >= f.steps
 }
 
 // rejecting reports whether the breaker is open and its cool-down has not
@@ -143,6 +180,7 @@ func (f *fastPath) clear(n uint64) {
 // recorded so far no longer count.
 func (f *fastPath) changed(to State) {
 	f.generation.Add(1)
+	f.origin.Store(int64(time.Since(f.epoch)))
 	f.successes.reset()
 	f.consecutiveFrom.Store(0)
 	switch to {
@@ -169,9 +207,8 @@ func (f *fastPath) addTo(c *Counts) {
 
 // doFast runs fn on the fast path: the breaker was closed with no failure
 // counted when the call began, as started says.
-func (b *Breaker) doFast(fn func() error, started uint64) error {
+func (b *Breaker) doFast(fn func() error, started, generation uint64) error {
 	f := b.fast
-	generation := f.generation.Load()
 	began := time.Since(f.epoch)
 	returned := false
 	defer func() {
@@ -192,7 +229,9 @@ func (b *Breaker) doFast(fn func() error, started uint64) error {
 		b.recordOutcome(generation, began, nil)
 		return nil
 	}
-	f.successes.add()
+	if f.generation.Load() == generation { // not a success of an earlier state
+		f.successes.add()
+	}
 	return nil
 }
 
@@ -203,9 +242,7 @@ func (b *Breaker) doFast(fn func() error, started uint64) error {
 // saw begin.
 func (b *Breaker) recordOutcome(generation uint64, began time.Duration, err error) error {
 	f := b.fast
-	stale := func() bool {
-		return f.generation.Load() != generation || time.Since(f.epoch)-began >= f.interval
-	}
+	stale := func() bool { return f.stale(generation, began) }
 	if stale() {
 		if err == errPanicked {
 			return err // the panic goes on

@@ -1,10 +1,13 @@
 package breaker_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/proxykit/proxy/breaker"
 )
@@ -180,4 +183,62 @@ func TestOpenRejectsUntilTheCooldownEnds(t *testing.T) {
 			t.Fatalf("Do() in the second cool-down = %v, want %v", err, breaker.ErrOpen)
 		}
 	})
+}
+
+// TestFastPathStepAgedOut runs a long success on the fast path that began
+// in a step of the window which has left it by the time the success ends,
+// after a failure began: gobreaker would drop such a call, so it must not
+// reset the count, and the next failure trips the breaker, as it trips a
+// bare gobreaker given the same calls.
+func TestFastPathStepAgedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.WithConsecutiveFailures(2), breaker.WithInterval(10*time.Second))
+		bare := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Interval: 10 * time.Second, BucketPeriod: time.Second, Timeout: time.Minute,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 2 },
+		})
+		bareDo := func(fn func() error) {
+			_, _ = bare.Execute(func() (struct{}, error) { return struct{}{}, fn() })
+		}
+		time.Sleep(900 * time.Millisecond)
+		slowOK := func() error { time.Sleep(9300 * time.Millisecond); return nil } // ends at 10.2s
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Do(slowOK) })
+		wg.Go(func() { bareDo(slowOK) })
+		time.Sleep(8600 * time.Millisecond) // 9.5s
+		_ = b.Do(fail)
+		bareDo(fail)
+		wg.Wait()
+		time.Sleep(100 * time.Millisecond) // 10.3s
+		_ = b.Do(fail)
+		bareDo(fail)
+		if bare.State() != gobreaker.StateOpen {
+			t.Fatalf("bare gobreaker: %v, want open (the test's premise)", bare.State())
+		}
+		wantState(t, b, breaker.Open)
+	})
+}
+
+// TestClassifierPanicIsAFailure makes the classifier panic: gobreaker
+// records the call as a failure, and the fast path must know it, so that
+// the success after it goes to gobreaker and resets the count.
+func TestClassifierPanicIsAFailure(t *testing.T) {
+	errOdd := errors.New("odd")
+	b := breaker.New(breaker.WithConsecutiveFailures(2), breaker.WithExcluded(func(err error) bool {
+		if err == errOdd {
+			panic("classifier bug")
+		}
+		return false
+	}))
+	if msg := panicMessage(func() { _ = b.Do(func() error { return errOdd }) }); msg != "classifier bug" {
+		t.Fatalf("Do() panicked with %q, want the classifier's panic", msg)
+	}
+	for range 100 {
+		_ = b.Do(succeedNow)
+	}
+	_ = b.Do(fail)
+	wantState(t, b, breaker.Closed)
+	if c := b.Counts(); c.ConsecutiveFailures != 1 || c.TotalFailures != 2 {
+		t.Errorf("Counts() = %+v, want 2 failures, 1 of them consecutive", c)
+	}
 }

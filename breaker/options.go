@@ -101,7 +101,10 @@ func WithFailureRatio(ratio float64, minCalls int) Option {
 // of state.
 //
 // A call counts in the step in which it began, so a call that ends after its
-// step has aged out of the window counts neither way. d must therefore be
+// step has aged out of the window counts neither way. (A call that began on
+// the closed state's fast path, with no failure pending, is dropped by the
+// same rule but, when it counts, counts in the step in which it ended: see
+// the package documentation.) d must therefore be
 // longer than the longest call the breaker guards, such as the timeout
 // inside it: a backend that hangs for longer than d never trips the breaker.
 func WithInterval(d time.Duration) Option {

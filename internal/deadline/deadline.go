@@ -39,6 +39,10 @@ type Context struct {
 	// left is the deadline's distance from start: the deadline is
 	// start.Add(left).
 	left time.Duration
+	// parentFirst reports whether the parent's deadline is the Context's:
+	// the parent then ends it, with the parent's cause, as with
+	// context.WithDeadlineCause, and the Context arms no timer of its own.
+	parentFirst bool
 
 	// armed is set once real and cancel hold the standard library context
 	// the Context stands for; they are written before it, with mu held, and
@@ -65,10 +69,11 @@ func New(parent context.Context, d time.Duration, cause error) *Context {
 	}
 	start := time.Now()
 	deadline := start.Add(d)
-	if pd, ok := parent.Deadline(); ok && pd.Before(deadline) {
-		deadline = pd
+	parentFirst := false
+	if pd, ok := parent.Deadline(); ok && !pd.After(deadline) {
+		deadline, parentFirst = pd, true
 	}
-	return &Context{parent: parent, cause: cause, start: start, left: deadline.Sub(start)}
+	return &Context{parent: parent, cause: cause, start: start, left: deadline.Sub(start), parentFirst: parentFirst}
 }
 
 // Deadline returns the Context's deadline; ok is always true.
@@ -88,7 +93,7 @@ func (c *Context) Err() error {
 	if c.armed.Load() {
 		return c.real.Err()
 	}
-	if c.finished.Load() || c.parent.Err() != nil || time.Since(c.start) >= c.left {
+	if c.finished.Load() || c.parent.Err() != nil || !c.parentFirst && time.Since(c.start) >= c.left {
 		// Arm it, so that Done, Err and Cause agree from now on.
 		return c.arm().Err()
 	}
@@ -132,9 +137,11 @@ func (c *Context) arm() context.Context {
 	if c.armed.Load() {
 		return c.real
 	}
-	if c.finished.Load() {
+	if c.finished.Load() || c.parentFirst {
 		c.real, c.cancel = context.WithCancel(c.parent)
-		c.cancel()
+		if c.finished.Load() {
+			c.cancel()
+		}
 	} else {
 		c.real, c.cancel = context.WithDeadlineCause(c.parent, c.start.Add(c.left), c.cause)
 	}

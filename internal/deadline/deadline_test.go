@@ -78,6 +78,43 @@ func TestExpiresWithoutDone(t *testing.T) {
 	})
 }
 
+// TestParentDeadlineFirst gives the Context a parent whose deadline comes
+// first (or at the same instant): the parent ends it, with the parent's
+// cause, as with context.WithTimeoutCause, whether Err or Done notices it.
+func TestParentDeadlineFirst(t *testing.T) {
+	errParent := errors.New("test: the caller's deadline")
+	for _, tt := range []struct {
+		name     string
+		parent   time.Duration
+		armFirst bool
+	}{
+		{"sooner, Err", 10 * time.Millisecond, false},
+		{"sooner, Done", 10 * time.Millisecond, true},
+		{"same instant, Err", time.Second, false},
+		{"same instant, Done", time.Second, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 20 { // the order of two timers at one instant is not fixed
+				synctest.Test(t, func(t *testing.T) {
+					parent, cancel := context.WithTimeoutCause(context.Background(), tt.parent, errParent)
+					defer cancel()
+					c := deadline.New(parent, time.Second, errCause)
+					defer c.Finish()
+					if tt.armFirst {
+						_ = c.Done()
+					}
+					time.Sleep(tt.parent)
+					_ = c.Err() // at the very instant, before the parent's timer may have run
+					synctest.Wait()
+					if err := context.Cause(c); err != errParent {
+						t.Fatalf("Cause() = %v, want the parent's %v", err, errParent)
+					}
+				})
+			}
+		})
+	}
+}
+
 func TestNilCauseIsDeadlineExceeded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := deadline.New(context.Background(), time.Second, nil)
