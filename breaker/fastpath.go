@@ -1,9 +1,10 @@
 package breaker
 
 import (
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/proxykit/proxy/internal/stripe"
 )
 
 // The closed state's success path.
@@ -68,16 +69,15 @@ type fastPath struct {
 	consecutiveFrom atomic.Uint64
 }
 
-// stripes is the number of stripes of a stripedCount: a power of two.
-const stripes = 16
-
 // A stripedCount is a counter that many goroutines add to at once. Each
-// adds to a stripe chosen at random, on a cache line of its own, so that
-// callers on different cores seldom write the same line; a read sums them.
-// The fields the fast path reads on every call are kept off these lines.
+// adds to its processor's stripe (see internal/stripe), on a cache line of
+// its own, so that callers on different cores do not write the same line;
+// a read sums them. The fields the fast path reads on every call are kept
+// off these lines.
 type stripedCount struct {
+	picker  *stripe.Picker
 	_       cacheLinePad
-	stripes [stripes]struct {
+	stripes [stripe.Max]struct {
 		n atomic.Uint64
 		_ [56]byte // the rest of the stripe's 64-byte cache line
 	}
@@ -85,7 +85,7 @@ type stripedCount struct {
 
 type cacheLinePad struct{ _ [64]byte }
 
-func (c *stripedCount) add() { c.stripes[rand.Uint32()&(stripes-1)].n.Add(1) }
+func (c *stripedCount) add() { c.stripes[c.picker.Pick()].n.Add(1) }
 
 func (c *stripedCount) load() uint64 {
 	var n uint64
@@ -110,6 +110,7 @@ func newFastPath(interval, bucket, cooldown time.Duration, skipSuccesses bool) *
 		steps = int64((interval + bucket - 1) / bucket)
 	}
 	f := &fastPath{epoch: time.Now(), step: step, steps: steps, cooldown: cooldown, skipSuccesses: skipSuccesses}
+	f.successes.picker = stripe.New()
 	f.state.Store(int32(Closed))
 	return f
 }

@@ -3,7 +3,6 @@ package metrics
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/proxykit/proxy"
+	"github.com/proxykit/proxy/internal/stripe"
 )
 
 // OtherService is the service label that calls are counted under once
@@ -97,12 +97,9 @@ type Metrics struct {
 	all     []prometheus.Collector // the vectors above
 
 	maxServices int
-	// stripes is the number of stripes of every series; the goroutines of
-	// one processor record in one stripe, picked by stripe.
-	stripes    int
-	nextStripe atomic.Uint32
-	stripeIDs  [maxStripes]int // stripeIDs[i] == i, for pool
-	pool       sync.Pool       // of pointers into stripeIDs, to give each processor its own stripe
+	// stripes picks the stripe of every series that a call records in:
+	// the goroutines of one processor record in one stripe.
+	stripes *stripe.Picker
 
 	// services maps a service name to its series. It is replaced, never
 	// changed, so that the hot path reads it without a lock.
@@ -112,10 +109,6 @@ type Metrics struct {
 	// mu serialises the creation of series.
 	mu sync.Mutex
 }
-
-// maxStripes bounds the number of stripes of a series, and so its memory:
-// about 1.2 KiB per stripe with the default buckets.
-const maxStripes = 16
 
 // series holds the counts of the calls of one service label. The counts
 // are striped: each stripe has cells of every count, and a call records in
@@ -186,13 +179,10 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 			Help: "Whether an instance of the service may take calls: 1 healthy, 0 not.",
 		}, []string{"service", "instance"}),
 		maxServices: cfg.maxServices,
-		stripes:     min(max(runtime.GOMAXPROCS(0), 1), maxStripes),
+		stripes:     stripe.New(),
 	}
 	if n := len(m.bounds); n > 0 && math.IsInf(m.bounds[n-1], 1) {
 		m.bounds = m.bounds[:n-1] // +Inf is the implicit last bucket, as for prometheus.Histogram
-	}
-	for i := range m.stripeIDs {
-		m.stripeIDs[i] = i
 	}
 	m.all = []prometheus.Collector{m.retries, m.breaker, m.healthy}
 	m.services.Store(&map[string]*series{})
@@ -232,7 +222,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) collectSeries(ch chan<- prometheus.Metric, s *series) {
 	sum := func(cell int) uint64 {
 		var n uint64
-		for i := range m.stripes {
+		for i := range m.stripes.N() {
 			n += s.stripe(i)[cell].Load()
 		}
 		return n
@@ -309,20 +299,8 @@ func (m *Metrics) End(o proxy.Observation) {
 }
 
 // stripe returns the number of the stripe that the calling goroutine
-// records in: the one its processor used last, kept in m.pool, whose
-// per-processor cache makes the goroutines of one processor share a stripe
-// and those of different processors use different stripes.
-func (m *Metrics) stripe() int {
-	if m.stripes == 1 {
-		return 0
-	}
-	id, ok := m.pool.Get().(*int)
-	if !ok {
-		id = &m.stripeIDs[m.nextStripe.Add(1)%uint32(m.stripes)]
-	}
-	m.pool.Put(id)
-	return *id
-}
+// records in: the one its processor used last (see internal/stripe).
+func (m *Metrics) stripe() int { return m.stripes.Pick() }
 
 // stripe returns the cells of stripe i. The stripes come after a line of
 // padding.
@@ -386,7 +364,7 @@ func (m *Metrics) makeSeries(label string) *series {
 		stride:  stride,
 		// A line of padding before and after the stripes, so that they
 		// share no cache line with what the allocator puts around them.
-		cells: make([]atomic.Uint64, cellsPerLine+m.stripes*stride+cellsPerLine),
+		cells: make([]atomic.Uint64, cellsPerLine+m.stripes.N()*stride+cellsPerLine),
 	}
 }
 

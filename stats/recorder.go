@@ -2,12 +2,12 @@ package stats
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/proxykit/proxy"
+	stripepick "github.com/proxykit/proxy/internal/stripe"
 )
 
 // OtherService is the name that calls are counted under once
@@ -93,12 +93,9 @@ type Recorder struct {
 	width       time.Duration // of one slot
 	maxServices int
 
-	// stripes is the number of stripes of every service; the goroutines of
-	// one processor record in one stripe, picked by stripe.
-	stripes    int
-	nextStripe atomic.Uint32
-	stripeIDs  [maxStripes]int // stripeIDs[i] == i, for pool
-	pool       sync.Pool       // of pointers into stripeIDs, to give each processor its own stripe
+	// stripes picks the stripe of every service that a call records in:
+	// the goroutines of one processor record in one stripe.
+	stripes *stripepick.Picker
 
 	// services maps a service name to its counters. It is replaced, never
 	// changed, so that the hot path reads it without a lock.
@@ -108,9 +105,6 @@ type Recorder struct {
 	// mu serialises the creation of services.
 	mu sync.Mutex
 }
-
-// maxStripes bounds the number of stripes of a service, and so its memory.
-const maxStripes = 16
 
 // service holds the statistics of one service. Calls are counted in
 // stripes, each with counters of its own and the calls of the latest slot
@@ -175,10 +169,7 @@ func New(opts ...Option) *Recorder {
 		start:       cfg.clock.Now(),
 		width:       cfg.window / numSlots,
 		maxServices: cfg.maxServices,
-		stripes:     min(max(runtime.GOMAXPROCS(0), 1), maxStripes),
-	}
-	for i := range r.stripeIDs {
-		r.stripeIDs[i] = i
+		stripes:     stripepick.New(),
 	}
 	r.services.Store(&map[string]*service{})
 	return r
@@ -304,20 +295,8 @@ func (s *service) inflight() int64 {
 }
 
 // stripe returns the number of the stripe that the calling goroutine
-// records in: the one its processor used last, kept in r.pool, whose
-// per-processor cache makes the goroutines of one processor share a stripe
-// and those of different processors use different stripes.
-func (r *Recorder) stripe() int {
-	if r.stripes == 1 {
-		return 0
-	}
-	id, ok := r.pool.Get().(*int)
-	if !ok {
-		id = &r.stripeIDs[r.nextStripe.Add(1)%uint32(r.stripes)]
-	}
-	r.pool.Put(id)
-	return *id
-}
+// records in: the one its processor used last (see internal/stripe).
+func (r *Recorder) stripe() int { return r.stripes.Pick() }
 
 // slotNum returns the number of the slot of time that t falls in.
 func (r *Recorder) slotNum(t time.Time) int64 {
@@ -363,11 +342,11 @@ func (r *Recorder) newService(name string) *service {
 		if o := r.others.Load(); o != nil {
 			return o
 		}
-		o := newService(OtherService, r.stripes)
+		o := newService(OtherService, r.stripes.N())
 		r.others.Store(o)
 		return o
 	}
-	s := newService(name, r.stripes)
+	s := newService(name, r.stripes.N())
 	next := make(map[string]*service, len(old)+1)
 	for k, v := range old {
 		next[k] = v
