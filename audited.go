@@ -193,8 +193,7 @@ func Audited(sink audit.Sink, opts ...AuditOption) Middleware {
 		if next == nil {
 			panic("proxy: Audited around a nil Service")
 		}
-		_, system := cfg.clock.(systemClock)
-		return &audited{next: next, sink: sink, cfg: cfg, redactor: redactor, system: system}
+		return &audited{next: next, sink: sink, cfg: cfg, redactor: redactor}
 	}
 }
 
@@ -203,10 +202,6 @@ type audited struct {
 	sink     audit.Sink
 	cfg      auditConfig
 	redactor *audit.Redactor // nil when no field is kept
-	// system reports whether cfg.clock is the system clock, whose start
-	// time carries a monotonic reading: the duration is then time.Since,
-	// one monotonic read instead of a second wall-clock one.
-	system bool
 }
 
 func (a *audited) Process(ctx context.Context, req *Request) (*Response, error) {
@@ -250,7 +245,7 @@ func (a *audited) event(req *Request, start time.Time, fields map[string]any, re
 		Role:      req.Meta(MetaRole),
 		Service:   req.Service,
 		Outcome:   OutcomeOf(err).String(),
-		Duration:  a.since(start),
+		Duration:  since(a.cfg.clock, start),
 		TraceID:   req.Meta(MetaTraceID),
 		Fields:    fields,
 	}
@@ -261,14 +256,6 @@ func (a *audited) event(req *Request, start time.Time, fields map[string]any, re
 		ev.ErrorCode = a.cfg.code(err)
 	}
 	return ev
-}
-
-// since returns the time elapsed since start.
-func (a *audited) since(start time.Time) time.Duration {
-	if a.system {
-		return time.Since(start)
-	}
-	return a.cfg.clock.Now().Sub(start)
 }
 
 // write records ev, waiting at most the audit timeout, even when ctx is

@@ -92,8 +92,7 @@ func Instrumented(obs Observer, opts ...InstrumentedOption) Middleware {
 		if next == nil {
 			panic("proxy: Instrumented around a nil Service")
 		}
-		_, system := cfg.clock.(systemClock)
-		return &instrumented{next: next, obs: obs, clock: cfg.clock, system: system}
+		return &instrumented{next: next, obs: obs, clock: cfg.clock}
 	}
 }
 
@@ -101,10 +100,6 @@ type instrumented struct {
 	next  Service
 	obs   Observer
 	clock Clock
-	// system reports whether clock is the system clock, whose start times
-	// carry a monotonic reading: the duration then costs a monotonic
-	// clock read, not a second read of the wall clock.
-	system bool
 }
 
 func (s *instrumented) Process(ctx context.Context, req *Request) (resp *Response, err error) {
@@ -120,11 +115,7 @@ func (s *instrumented) Process(ctx context.Context, req *Request) (resp *Respons
 			o.Outcome = OutcomeOf(err)
 			o.Cached = err == nil && resp != nil && resp.Cached
 		}
-		if s.system {
-			o.Duration = time.Since(start)
-		} else {
-			o.Duration = s.clock.Now().Sub(start)
-		}
+		o.Duration = since(s.clock, start)
 		s.obs.End(o)
 	}()
 	resp, err = s.next.Process(ctx, req)
