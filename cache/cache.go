@@ -152,19 +152,30 @@ func (c *Cache[K, V]) shard(key K) *shard[K, V] {
 // expired entry is never returned by Get, whatever the stale windows: only
 // [Cache.GetOrLoad] serves stale entries. Get never blocks on a load.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
-	s := c.shard(key)
-	now := c.now()
-	s.mu.Lock()
-	e, ok := s.lru.Get(key)
-	if ok && now < e.expires {
-		s.lookupHits++
-		s.mu.Unlock()
-		return e.value, true
+	e, _, fresh := c.shard(key).lookup(key, c.now(), true)
+	if !fresh {
+		var zero V
+		return zero, false
 	}
-	s.lookupMisses++
+	return e.value, true
+}
+
+// lookup returns key's entry in s, whether there is one, and whether it is
+// fresh at now. It counts a fresh entry as a hit, and with countMiss
+// anything else as a miss, under the lock the lookup holds anyway. The
+// clock is read by the caller, before the lock is taken.
+func (s *shard[K, V]) lookup(key K, now int64, countMiss bool) (e entry[V], found, fresh bool) {
+	s.mu.Lock()
+	e, found = s.lru.Get(key)
+	fresh = found && now < e.expires
+	switch {
+	case fresh:
+		s.lookupHits++
+	case countMiss:
+		s.lookupMisses++
+	}
 	s.mu.Unlock()
-	var zero V
-	return zero, false
+	return e, found, fresh
 }
 
 // Set stores value under key, fresh for the cache's time to live, evicting

@@ -79,14 +79,10 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(ctx contex
 	}
 	s := c.shard(key)
 	now := c.now()
-	s.mu.Lock()
-	e, ok := s.lru.Get(key)
-	if ok && now < e.expires {
-		s.lookupHits++
-		s.mu.Unlock()
+	e, ok, fresh := s.lookup(key, now, false)
+	if fresh {
 		return e.value, nil
 	}
-	s.mu.Unlock()
 	if ok && c.swr > 0 && now < after(e.expires, c.swr) {
 		return c.serveStale(ctx, s, key, load)
 	}
