@@ -227,13 +227,10 @@ func (b *Breaker) through(fn func() error) error {
 		if failed {
 			b.fast.failureFinished()
 		} else if err == nil {
-			b.fast.succeeded(seen)
+			b.fast.clear(seen)
 		}
 	}
-	if x, ok := err.(*excludedError); ok {
-		return x.err
-	}
-	return err
+	return unmark(err)
 }
 
 // Execute is [Breaker.Do] for a function with a result: it calls fn through
@@ -271,3 +268,11 @@ type excludedError struct{ err error }
 
 func (e *excludedError) Error() string { return e.err.Error() }
 func (e *excludedError) Unwrap() error { return e.err }
+
+// unmark returns the error err marks as excluded, or err itself.
+func unmark(err error) error {
+	if x, ok := err.(*excludedError); ok {
+		return x.err
+	}
+	return err
+}

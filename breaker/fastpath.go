@@ -162,11 +162,9 @@ func (f *fastPath) failureFinished() {
 	f.consecutiveFrom.Store(f.successes.load())
 }
 
-// succeeded is called once gobreaker has recorded a success of a call that
-// began when finished was seen: every failure recorded before is cleared.
-func (f *fastPath) succeeded(seen uint64) { f.clear(seen) }
-
-// clear raises cleared to n.
+// clear raises cleared to n: called with the value of finished seen before
+// a success that gobreaker has since recorded, every failure recorded
+// before is cleared.
 func (f *fastPath) clear(n uint64) {
 	for {
 		c := f.cleared.Load()
@@ -238,41 +236,28 @@ func (b *Breaker) doFast(fn func() error, started, generation uint64) error {
 
 // recordOutcome records in gobreaker the outcome err of a fast-path call
 // that began at began (since the epoch) in generation, and returns err as
-// Do does. A call that began in an earlier generation, or more than the
-// counting window ago, counts neither way, as gobreaker treats the calls it
-// saw begin.
+// Do does. A call that is stale (see fastPath.stale) counts neither way, as
+// gobreaker treats the calls it saw begin.
 func (b *Breaker) recordOutcome(generation uint64, began time.Duration, err error) error {
 	f := b.fast
-	stale := func() bool { return f.stale(generation, began) }
-	if stale() {
-		if err == errPanicked {
-			return err // the panic goes on
-		}
-		if x, ok := err.(*excludedError); ok {
-			return x.err
-		}
-		return err
+	if f.stale(generation, began) {
+		return unmark(err)
 	}
 	called := false
-	rerr := b.through(func() error {
+	recorded := b.through(func() error {
 		called = true
-		if err != nil && stale() {
+		if f.stale(generation, began) { // the breaker moved on meanwhile
+			if err == nil {
+				return Exclude(errStale)
+			}
 			return Exclude(err)
-		}
-		if err == nil && f.generation.Load() != generation {
-			return Exclude(errStale)
 		}
 		return err
 	})
-	switch {
-	case !called: // refused: the breaker has opened since; the call's own result stands
-		if x, ok := err.(*excludedError); ok {
-			return x.err
-		}
-		return err
-	case err == nil:
-		return nil
-	default:
-		return rerr
+	if !called || err == nil {
+		// Refused (the breaker has opened since), or a success: the
+		// call's own result stands.
+		return unmark(err)
 	}
+	return recorded
 }
